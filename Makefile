@@ -1,0 +1,40 @@
+# Fleetcast: `make help` lists the targets. The README's two commands are
+# `make demo` (set up and run the main job) and `make test` (every test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## Install what the tests need (Debian packages, Go-built Kubernetes, cargo tools); idempotent
+	tests/setup
+
+.PHONY: build
+build: ## Build the workspace
+	cargo build --workspace --all-targets
+
+.PHONY: lint
+lint: ## cargo fmt --check and clippy with warnings denied
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: test
+test: deps lint ## Run every test: installs what is missing, lints, runs all tiers
+	tests/run-all
+
+.PHONY: cluster-up
+cluster-up: ## Start the local Kubernetes control plane (prints export KUBECONFIG=...)
+	tests/cluster/up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local Kubernetes control plane
+	tests/cluster/down
+
+.PHONY: demo
+demo: ## Set up and run the main job
+	@echo "make demo: builds the workspace and shows both binaries (grows into a local cluster with a stream playing)"
+	cargo build --workspace --release
+	target/release/fleetcast-operator --help
+	target/release/fleetcast-media --help

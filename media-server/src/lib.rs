@@ -1,0 +1,2 @@
+//! Fleetcast media server library: protocols, containers, the stream hub and
+//! the origin and edge roles, driven by the `fleetcast-media` binary.
