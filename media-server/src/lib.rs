@@ -1,3 +1,8 @@
 //! Fleetcast media server library: protocols, containers, the stream hub and
 //! the origin and edge roles, driven by the `fleetcast-media` binary.
+//!
+//! Layers: bytes → containers (`flv`) → protocols (`rtmp`, `http`) → the
+//! stream `hub` → roles (`server`) → the binary.
+pub mod cli;
+pub mod config;
 pub mod media;

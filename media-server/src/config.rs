@@ -1,0 +1,610 @@
+//! The media server's whole configuration: the YAML file the operator renders
+//! (it reuses these types and `serde_yaml_ng::to_string`) and the reference
+//! file `media-server/fleetcast-media.yaml` documents field by field.
+//!
+//! Every struct rejects unknown fields so a typo fails at start instead of
+//! being silently ignored, and every field has a default so a file only says
+//! what differs.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which job this process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes publishers, serves live streams, VOD files and recordings.
+    #[default]
+    Origin,
+    /// Pulls streams from upstreams on demand and caches media for viewers.
+    Edge,
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `origin` or `edge`.
+    pub role: Role,
+    /// RTMP listener.
+    pub rtmp: RtmpConfig,
+    /// HTTP listener (HTTP-FLV, HLS, VOD, API, health, metrics).
+    pub http: HttpConfig,
+    /// Origin: VOD files under `data_dir/vod`, recordings under `data_dir/recordings`.
+    pub data_dir: PathBuf,
+    /// Live applications (the `APP` in `rtmp://HOST/APP/NAME`).
+    pub apps: Vec<AppConfig>,
+    /// HLS packaging of live streams.
+    pub hls: HlsConfig,
+    /// Bounds that protect the server from peers.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogConfig,
+    /// Edge settings; required when `role` is `edge`, ignored otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge: Option<EdgeConfig>,
+}
+
+/// RTMP listener settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Outgoing chunk size announced to every peer (Set Chunk Size), bytes.
+    pub chunk_size: u32,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// One live application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Application name: the first path segment of stream URLs.
+    pub name: String,
+    /// Record every stream of this application.
+    pub record: bool,
+    /// Record only these stream names (in addition to `record: true` recording all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub record_streams: Vec<String>,
+}
+
+/// HLS packaging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Package live streams as HLS at all.
+    pub enabled: bool,
+    /// Target segment duration in seconds (segments are cut on the first keyframe after it).
+    pub segment_duration_secs: u32,
+    /// Number of segments in the live playlist's sliding window.
+    pub window: u32,
+}
+
+/// Limits on what peers may cost the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Simultaneous connections (RTMP and HTTP together); more wait in the accept queue.
+    pub max_connections: usize,
+    /// Largest RTMP message accepted, bytes; a larger one closes the connection.
+    pub max_message_size: u32,
+    /// Seconds a new RTMP connection has to complete its handshake.
+    pub handshake_timeout_secs: u64,
+    /// Seconds without any byte from a peer before it is disconnected.
+    pub idle_timeout_secs: u64,
+    /// Media messages queued per viewer before it skips to the next keyframe.
+    pub viewer_queue_frames: usize,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `fleetcast_media=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Edge role settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Where streams and files come from: `rtmp://HOST:PORT` and `http://HOST:PORT` URLs.
+    pub upstreams: Vec<String>,
+    /// Seconds an upstream pull stays open after its last viewer leaves.
+    pub idle_timeout_secs: u64,
+    /// Pull-through cache for HTTP objects (HLS segments, VOD files).
+    pub cache: CacheConfig,
+    /// How edges of one pool share streams.
+    pub balancing: BalancingConfig,
+}
+
+/// Edge cache tiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Directory of the disk tier.
+    pub dir: PathBuf,
+    /// Bytes of the memory tier.
+    pub memory_bytes: u64,
+    /// Bytes of the disk tier.
+    pub disk_bytes: u64,
+}
+
+/// How edges of one pool divide the work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BalancingConfig {
+    /// `service`, `clustered` or `redirect`.
+    pub mode: BalancingMode,
+    /// Peer edges as `HOST:PORT` (static list).
+    pub peers: Vec<String>,
+    /// A headless Service name whose addresses are the peers (resolved continually).
+    pub peer_service: Option<String>,
+    /// The address this edge gives viewers it redirects or peers that fetch from it.
+    pub advertise: Option<String>,
+}
+
+/// Balancing mode of an edge pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalancingMode {
+    /// Plain Kubernetes Service spreading; every edge pulls on its own.
+    #[default]
+    Service,
+    /// Any edge accepts; the owner of a stream (rendezvous hashing) pulls it, others fetch from it.
+    Clustered,
+    /// Non-owners redirect viewers to the owner edge.
+    Redirect,
+}
+
+/// A configuration that could not be read or does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown fields.
+    #[error("parsing config: {0}")]
+    Parse(#[from] serde_yaml_ng::Error),
+    /// Parsed, but some values are invalid; each problem names its field.
+    #[error("invalid config: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// Default RTMP port.
+pub const DEFAULT_RTMP_PORT: u16 = 1935;
+/// Default HTTP port.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Path segments the HTTP router uses itself, so no live app may take them.
+pub const RESERVED_APP_NAMES: &[&str] = &["api", "healthz", "metrics", "vod", "readyz"];
+/// RTMP's message length field is 24 bits.
+pub const RTMP_MAX_MESSAGE_SIZE: u32 = 0x00ff_ffff;
+
+fn any_addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], port))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            role: Role::Origin,
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            data_dir: PathBuf::from("/data"),
+            apps: vec![AppConfig::default()],
+            hls: HlsConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+            edge: None,
+        }
+    }
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            listen: any_addr(DEFAULT_RTMP_PORT),
+            chunk_size: 4096,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: any_addr(DEFAULT_HTTP_PORT),
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: "live".to_owned(),
+            record: false,
+            record_streams: Vec::new(),
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_duration_secs: 2,
+            window: 6,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_message_size: 8 * 1024 * 1024,
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            viewer_queue_frames: 512,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            idle_timeout_secs: 30,
+            cache: CacheConfig::default(),
+            balancing: BalancingConfig::default(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("/cache"),
+            memory_bytes: 256 * 1024 * 1024,
+            disk_bytes: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for BalancingConfig {
+    fn default() -> Self {
+        Self {
+            mode: BalancingMode::Service,
+            peers: Vec::new(),
+            peer_service: None,
+            advertise: None,
+        }
+    }
+}
+
+impl Config {
+    /// Parses YAML (an empty document gives the defaults). Does not validate:
+    /// call [`Config::validate`] (or use [`Config::load`]).
+    pub fn from_yaml_str(yaml: &str) -> Result<Self, ConfigError> {
+        if yaml.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        Ok(serde_yaml_ng::from_str(yaml)?)
+    }
+
+    /// Renders the config as YAML.
+    pub fn to_yaml_string(&self) -> Result<String, ConfigError> {
+        Ok(serde_yaml_ng::to_string(self)?)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::from_yaml_str(&text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The live application with this name, if configured.
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// Directory of VOD files (`data_dir/vod`).
+    pub fn vod_dir(&self) -> PathBuf {
+        self.data_dir.join("vod")
+    }
+
+    /// Directory of recordings (`data_dir/recordings`).
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+
+    /// Checks values serde cannot: ranges, names, cross-field rules. Reports
+    /// every problem at once, each naming its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |field: &str, why: String| problems.push(format!("{field}: {why}"));
+
+        if !(128..=65_536).contains(&self.rtmp.chunk_size) {
+            bad(
+                "rtmp.chunk_size",
+                format!("{} is outside 128..=65536", self.rtmp.chunk_size),
+            );
+        }
+        if self.rtmp.listen == self.http.listen {
+            bad(
+                "http.listen",
+                format!("{} is also rtmp.listen", self.http.listen),
+            );
+        }
+        if self.role == Role::Origin && self.apps.is_empty() {
+            bad(
+                "apps",
+                "an origin needs at least one live application".into(),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let field = format!("apps[{i}].name");
+            if let Err(why) = check_name(&app.name) {
+                bad(&field, why);
+            } else if RESERVED_APP_NAMES.contains(&app.name.as_str()) {
+                bad(
+                    &field,
+                    format!("{:?} is reserved for the HTTP server's own paths", app.name),
+                );
+            } else if !seen.insert(app.name.as_str()) {
+                bad(&field, format!("{:?} appears twice", app.name));
+            }
+            for (j, stream) in app.record_streams.iter().enumerate() {
+                if let Err(why) = check_name(stream) {
+                    bad(&format!("apps[{i}].record_streams[{j}]"), why);
+                }
+            }
+        }
+        if self.hls.segment_duration_secs == 0 || self.hls.segment_duration_secs > 60 {
+            bad(
+                "hls.segment_duration_secs",
+                format!("{} is outside 1..=60", self.hls.segment_duration_secs),
+            );
+        }
+        if self.hls.window == 0 {
+            bad("hls.window", "must be at least 1".into());
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            bad("limits.max_connections", "must be at least 1".into());
+        }
+        if !(1024..=RTMP_MAX_MESSAGE_SIZE).contains(&l.max_message_size) {
+            bad(
+                "limits.max_message_size",
+                format!(
+                    "{} is outside 1024..={RTMP_MAX_MESSAGE_SIZE}",
+                    l.max_message_size
+                ),
+            );
+        }
+        if l.handshake_timeout_secs == 0 {
+            bad("limits.handshake_timeout_secs", "must be at least 1".into());
+        }
+        if l.idle_timeout_secs == 0 {
+            bad("limits.idle_timeout_secs", "must be at least 1".into());
+        }
+        if l.viewer_queue_frames < 16 {
+            bad(
+                "limits.viewer_queue_frames",
+                format!("{} is below 16", l.viewer_queue_frames),
+            );
+        }
+        match (&self.role, &self.edge) {
+            (Role::Edge, None) => bad("edge", "required when role is edge".into()),
+            (Role::Edge, Some(edge)) => validate_edge(edge, &mut bad),
+            (Role::Origin, _) => {}
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
+    if edge.upstreams.is_empty() {
+        bad(
+            "edge.upstreams",
+            "an edge needs at least one upstream".into(),
+        );
+    }
+    for (i, up) in edge.upstreams.iter().enumerate() {
+        let rest = up
+            .strip_prefix("rtmp://")
+            .or_else(|| up.strip_prefix("http://"));
+        match rest {
+            Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {}
+            _ => bad(
+                &format!("edge.upstreams[{i}]"),
+                format!("{up:?} is not rtmp://HOST[:PORT] or http://HOST[:PORT]"),
+            ),
+        }
+    }
+    if edge.idle_timeout_secs == 0 {
+        bad("edge.idle_timeout_secs", "must be at least 1".into());
+    }
+    if edge.cache.memory_bytes == 0 {
+        bad("edge.cache.memory_bytes", "must be at least 1".into());
+    }
+    let b = &edge.balancing;
+    if b.mode != BalancingMode::Service && b.peers.is_empty() && b.peer_service.is_none() {
+        bad(
+            "edge.balancing",
+            "clustered and redirect modes need peers or peer_service".into(),
+        );
+    }
+    if b.mode == BalancingMode::Redirect && b.advertise.is_none() {
+        bad(
+            "edge.balancing.advertise",
+            "redirect mode needs the address to send viewers to".into(),
+        );
+    }
+}
+
+/// App and stream names: one URL path segment of safe characters, so they can
+/// also name files and never escape a directory.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(format!("{name:?} must be 1 to 128 characters"));
+    }
+    if name.starts_with('.') {
+        return Err(format!("{name:?} must not start with '.'"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "{name:?} may only hold ASCII letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_yaml_is_the_defaults_and_valid() {
+        let c = Config::from_yaml_str("").unwrap();
+        assert_eq!(c, Config::default());
+        c.validate().unwrap();
+        assert_eq!(c.rtmp.listen.port(), 1935);
+        assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.apps[0].name, "live");
+    }
+
+    #[test]
+    fn reference_config_parses_and_validates() {
+        let text = include_str!("../fleetcast-media.yaml");
+        let c = Config::from_yaml_str(text).unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn round_trips_through_yaml() {
+        let mut c = Config {
+            role: Role::Edge,
+            ..Config::default()
+        };
+        c.edge = Some(EdgeConfig {
+            upstreams: vec!["rtmp://origins.ns.svc:1935".into()],
+            balancing: BalancingConfig {
+                mode: BalancingMode::Clustered,
+                peer_service: Some("edges.ns.svc".into()),
+                ..BalancingConfig::default()
+            },
+            ..EdgeConfig::default()
+        });
+        c.validate().unwrap();
+        let yaml = c.to_yaml_string().unwrap();
+        assert_eq!(Config::from_yaml_str(&yaml).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err =
+            Config::from_yaml_str("rtmp: { listen: \"0.0.0.0:1935\", chunksize: 10 }").unwrap_err();
+        assert!(err.to_string().contains("chunksize"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_all_named() {
+        let yaml = "
+role: edge
+rtmp: { chunk_size: 10 }
+apps: [ { name: vod }, { name: \"a/b\" } ]
+hls: { window: 0 }
+";
+        let err = Config::from_yaml_str(yaml)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        for field in [
+            "rtmp.chunk_size",
+            "apps[0].name",
+            "apps[1].name",
+            "hls.window",
+            "edge: required",
+        ] {
+            assert!(err.contains(field), "{field} missing in {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_apps_and_bad_upstreams() {
+        let yaml = "
+role: edge
+apps: [ { name: live }, { name: live } ]
+edge: { upstreams: [ \"ftp://x\" ], balancing: { mode: redirect, peers: [a] } }
+";
+        let err = Config::from_yaml_str(yaml)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("appears twice"), "{err}");
+        assert!(err.contains("edge.upstreams[0]"), "{err}");
+        assert!(err.contains("edge.balancing.advertise"), "{err}");
+    }
+
+    #[test]
+    fn names_never_escape_a_directory() {
+        assert!(check_name("..").is_err());
+        assert!(check_name("a/../b").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name("cam-1_hd.v2").is_ok());
+    }
+}
