@@ -3,8 +3,11 @@
 //!
 //! Layers: bytes → containers (`flv`) → protocols (`rtmp`, `http`) → the
 //! stream `hub` → roles (`server`) → the binary.
+pub mod amf0;
 pub mod cli;
 pub mod config;
-pub mod media;
+pub mod flv;
 pub mod hls;
+pub mod hub;
+pub mod media;
 pub mod ts;

@@ -1,0 +1,225 @@
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::{Tag, TagKind};
+
+fn key() -> StreamKey {
+    StreamKey::new("live", "cam")
+}
+
+fn hub(queue: usize) -> Hub {
+    Hub::new(HubConfig {
+        queue_frames: queue,
+        hls_session_secs: 30,
+    })
+}
+
+fn video(ts: u32, key: bool) -> Tag {
+    Tag {
+        kind: TagKind::Video,
+        timestamp: ts,
+        data: Bytes::from(vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0, 0xaa]),
+    }
+}
+
+fn seq() -> Tag {
+    Tag {
+        kind: TagKind::Video,
+        timestamp: 0,
+        data: Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64]),
+    }
+}
+
+/// Publishes GOPs of `gop` frames: frame i is a keyframe when i % gop == 0.
+fn publish_frames(p: &Publisher, from: u32, n: u32, gop: u32) {
+    for i in from..from + n {
+        p.send(video(i, i % gop == 0));
+    }
+}
+
+async fn frames(sub: &mut Subscriber, max: usize) -> Vec<Arc<Frame>> {
+    let mut out = Vec::new();
+    sub.recv(&mut out, max).await.unwrap();
+    out.into_iter()
+        .filter_map(|d| match d {
+            Delivery::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn second_publisher_is_refused_and_first_keeps_going() {
+    let hub = hub(64);
+    let first = hub.publish(&key()).unwrap();
+    let err = hub.publish(&key()).unwrap_err();
+    assert_eq!(err, PublishError::AlreadyPublishing(key()));
+    assert!(err.to_string().contains("already publishing"));
+    let mut sub = hub.subscribe(&key(), Protocol::Rtmp);
+    first.send(video(0, true));
+    assert_eq!(frames(&mut sub, 10).await.len(), 1);
+    drop(first);
+    // After the first ends, a new publisher may start.
+    let again = hub.publish(&key()).unwrap();
+    assert_eq!(again.epoch(), 2);
+}
+
+#[tokio::test]
+async fn viewers_share_the_same_bytes() {
+    let hub = hub(64);
+    let p = hub.publish(&key()).unwrap();
+    let mut a = hub.subscribe(&key(), Protocol::Rtmp);
+    let mut b = hub.subscribe(&key(), Protocol::Flv);
+    p.send(video(0, true));
+    let fa = frames(&mut a, 10).await;
+    let fb = frames(&mut b, 10).await;
+    assert!(Arc::ptr_eq(&fa[0], &fb[0]));
+    assert_eq!(fa[0].tag.data.as_ptr(), fb[0].tag.data.as_ptr());
+}
+
+#[tokio::test]
+async fn late_viewer_starts_on_a_keyframe_with_headers() {
+    let hub = hub(256);
+    let p = hub.publish(&key()).unwrap();
+    p.send(crate::flv::tests_support::metadata_tag());
+    p.send(seq());
+    publish_frames(&p, 0, 45, 30);
+    let mut late = hub.subscribe(&key(), Protocol::Flv);
+    let got = frames(&mut late, 1000).await;
+    assert_eq!(got[0].tag.kind, TagKind::Script);
+    assert!(got[1].tag.is_sequence_header());
+    assert!(got[2].tag.is_keyframe());
+    assert_eq!(got[2].tag.timestamp, 30);
+    assert_eq!(got.len(), 2 + 15);
+}
+
+#[tokio::test]
+async fn slow_viewer_skips_to_a_keyframe_and_never_slows_others() {
+    let hub = hub(16);
+    let p = hub.publish(&key()).unwrap();
+    let mut fast = hub.subscribe(&key(), Protocol::Rtmp);
+    let mut slow = hub.subscribe(&key(), Protocol::Rtmp);
+    let mut fast_count = 0;
+    // 100 frames, GOPs of 10; the fast viewer reads after every frame, the
+    // slow one never does until the end.
+    for i in 0..100 {
+        p.send(video(i, i % 10 == 0));
+        fast_count += frames(&mut fast, 100).await.len();
+    }
+    assert_eq!(fast_count, 100);
+    let got = frames(&mut slow, 1000).await;
+    assert!(got[0].tag.is_keyframe(), "resumes on a keyframe");
+    assert_eq!(got[0].tag.timestamp, 90);
+    let infos = hub.stream_infos();
+    assert!(infos[0].dropped_frames > 0);
+    assert_eq!(
+        hub.metrics().dropped_frames.get(Protocol::Rtmp),
+        infos[0].dropped_frames
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn viewer_that_keeps_lagging_is_dropped() {
+    let hub = hub(16);
+    let p = hub.publish(&key()).unwrap();
+    let mut slow = hub.subscribe(&key(), Protocol::Flv);
+    let mut result = Ok(());
+    let mut ts = 0;
+    for _ in 0..=MAX_LAGS {
+        publish_frames(&p, ts, 40, 10);
+        ts += 40;
+        let mut out = Vec::new();
+        // Read what is there at once, then fall behind again.
+        result = slow.recv(&mut out, 1000).await;
+        if result.is_err() {
+            break;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(result, Err(SubscriberClosed::TooSlow));
+    assert_eq!(hub.metrics().slow_viewers_dropped.get(Protocol::Flv), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn occasional_lag_is_forgiven_after_the_window() {
+    let hub = hub(16);
+    let p = hub.publish(&key()).unwrap();
+    let mut slow = hub.subscribe(&key(), Protocol::Flv);
+    let mut ts = 0;
+    for _ in 0..(MAX_LAGS * 3) {
+        publish_frames(&p, ts, 40, 10);
+        ts += 40;
+        let mut out = Vec::new();
+        slow.recv(&mut out, 1000).await.unwrap();
+        tokio::time::advance(LAG_WINDOW + Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn internal_consumers_follow_publications_uncounted() {
+    let hub = hub(64);
+    let mut events = hub.publications();
+    let p = hub.publish(&key()).unwrap();
+    let ev = events.recv().await.unwrap();
+    assert_eq!(
+        ev,
+        PublicationEvent::Started {
+            key: key(),
+            epoch: 1
+        }
+    );
+    let mut internal = hub.subscribe_internal(&key()).unwrap();
+    let _viewer = hub.subscribe(&key(), Protocol::Rtmp);
+    p.send(video(0, true));
+    assert_eq!(frames(&mut internal, 10).await.len(), 1);
+    let info = &hub.stream_infos()[0];
+    assert_eq!(info.viewers, 1);
+    assert_eq!(info.viewers_by_protocol["rtmp"], 1);
+    drop(p);
+    assert!(matches!(
+        events.recv().await.unwrap(),
+        PublicationEvent::Ended { .. }
+    ));
+    let mut out = Vec::new();
+    internal.recv(&mut out, 10).await.unwrap();
+    assert!(matches!(out[0], Delivery::Unpublished));
+    assert!(
+        hub.subscribe_internal(&StreamKey::new("live", "nope"))
+            .is_err()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hls_sessions_count_while_recent() {
+    let hub = hub(64);
+    let _p = hub.publish(&key()).unwrap();
+    hub.hls_session_seen(&key(), "a");
+    hub.hls_session_seen(&key(), "b");
+    hub.hls_session_seen(&key(), "a");
+    assert_eq!(hub.stream_infos()[0].viewers_by_protocol["hls"], 2);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert_eq!(hub.stream_infos()[0].viewers, 0);
+}
+
+#[tokio::test]
+async fn unused_streams_are_forgotten_and_codecs_reported() {
+    let hub = hub(64);
+    {
+        let p = hub.publish(&key()).unwrap();
+        p.send(seq());
+        p.send(Tag {
+            kind: TagKind::Audio,
+            timestamp: 0,
+            data: Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        });
+        let info = &hub.stream_infos()[0];
+        assert_eq!(info.video_codec.as_deref(), Some("h264"));
+        assert_eq!(info.audio_codec.as_deref(), Some("aac"));
+        assert!(hub.is_live(&key()));
+    }
+    assert!(hub.stream_infos().is_empty());
+    assert!(hub.live_streams().is_empty());
+    assert!(lock(&hub.inner.streams).is_empty());
+}
