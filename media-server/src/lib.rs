@@ -11,3 +11,4 @@ pub mod hls;
 pub mod hub;
 pub mod media;
 pub mod ts;
+pub mod range;
