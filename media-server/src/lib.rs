@@ -10,5 +10,6 @@ pub mod flv;
 pub mod hls;
 pub mod hub;
 pub mod media;
+pub mod rtmp;
 pub mod ts;
-pub mod range;
+pub mod http_file;
