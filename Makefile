@@ -38,3 +38,7 @@ demo: ## Set up and run the main job
 	cargo build --workspace --release
 	target/release/fleetcast-operator --help
 	target/release/fleetcast-media --help
+
+.PHONY: bench-media
+bench-media: ## Side-by-side live fan-out benchmark, Fleetcast origin vs nginx-rtmp (docs/benchmarks.md)
+	tools/bench-fanout.sh

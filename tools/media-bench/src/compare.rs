@@ -40,6 +40,14 @@ impl Peer {
         }
     }
 
+    fn slug(self) -> &'static str {
+        match self {
+            Peer::NginxRtmp => "nginx-rtmp",
+            Peer::FleetcastRtmp => "fleetcast-rtmp",
+            Peer::FleetcastFlv => "fleetcast-flv",
+        }
+    }
+
     fn is_fleetcast(self) -> bool {
         self != Peer::NginxRtmp
     }
@@ -217,7 +225,7 @@ pub fn table(rows: &[Summary]) -> String {
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {}{} | {}{} | {}{} | {}{} | {} |\n",
+            "| {} | {} | {} | {} | {}{} | {}{} | {}{} | {}{} | {} |",
             r.viewers,
             r.peer.label(),
             cell(r.ok, 0),
@@ -243,43 +251,40 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
     }
     std::fs::create_dir_all(&opts.work_dir)
         .with_context(|| format!("create {}", opts.work_dir.display()))?;
-    let mut nginx = None;
-    let mut fleetcast = None;
-    if opts.peers.contains(&Peer::NginxRtmp) {
-        nginx = Some(
-            servers::start_nginx(&opts.nginx, &opts.nginx_conf, &opts.work_dir.join("nginx"))
-                .await?,
-        );
-    }
-    if opts.peers.iter().any(|p| p.is_fleetcast()) {
-        fleetcast = Some(
-            servers::start_fleetcast(&opts.fleetcast, &opts.work_dir.join("fleetcast"))
-                .await
-                .context("the Fleetcast origin is needed for the fleetcast rows")?,
-        );
-    }
+    eprintln!("servers' directories and logs: {}", opts.work_dir.display());
     let ticks = procstat::clock_ticks();
     let mut results = Vec::new();
     for &viewers in &opts.viewers {
         for round in 1..=opts.rounds {
             for &peer in &opts.peers {
-                let server = match peer {
-                    Peer::NginxRtmp => nginx.as_mut(),
-                    _ => fleetcast.as_mut(),
-                };
-                let Some(server) = server else { continue };
                 eprintln!(
                     "== {} viewers, round {round}/{}, {}",
                     viewers,
                     opts.rounds,
                     peer.label()
                 );
-                let r = measure(opts, server, peer, viewers, round, ticks).await?;
+                // A fresh server per run: memory a previous run left
+                // allocated would hide this run's growth.
+                let dir = opts
+                    .work_dir
+                    .join(format!("{}-{viewers}-{round}", peer.slug()));
+                let mut server = match peer {
+                    Peer::NginxRtmp => {
+                        servers::start_nginx(&opts.nginx, &opts.nginx_conf, &dir).await?
+                    }
+                    _ => servers::start_fleetcast(&opts.fleetcast, &dir)
+                        .await
+                        .context("the Fleetcast origin is needed for the fleetcast rows")?,
+                };
+                let r = measure(opts, &mut server, peer, viewers, round, ticks).await;
+                server.proc.stop();
+                let r = r?;
                 eprintln!(
-                    "   ok {}/{}  cpu {:.2} s  {:.3} s/Gbit  rss {:.1} KiB/viewer  first frame {} ms  join {} ms",
+                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  rss {:.1} KiB/viewer  first frame {} ms  join {} ms",
                     r.ok,
                     viewers,
                     r.server_cpu_s,
+                    r.bench_cpu_s,
                     r.cpu_s_per_gbit.unwrap_or(f64::NAN),
                     r.rss_per_viewer_kib,
                     cell(r.publish_to_first_frame_ms, 0),
@@ -325,10 +330,10 @@ async fn measure(
             .await
         })
     };
-    let log = opts.work_dir.join(format!(
-        "publish-{}-{viewers}-{round}.log",
-        peer.label().replace(' ', "-")
-    ));
+    let log = opts
+        .work_dir
+        .join(format!("{}-{viewers}-{round}", peer.slug()))
+        .join("publisher.log");
     let mut publisher = servers::start_publisher(&opts.ffmpeg, &opts.file, &publish_url, &log)?;
     let first_frame = match probe.await {
         Ok(Ok(d)) => Some(d.as_secs_f64() * 1000.0),
@@ -373,8 +378,6 @@ async fn measure(
     publisher.stop();
     let report = report?;
     server.proc.check_alive()?;
-    // Let the server notice the publisher and viewers left before the next run.
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let cpu_s = (after.cpu_ticks - before.cpu_ticks) as f64 / ticks as f64;
     let gbit = report.total_bytes as f64 * 8.0 / 1e9;
