@@ -1,9 +1,53 @@
 use anyhow::Context;
 use clap::Parser;
 use fleetcast_media::cli::Cli;
+use fleetcast_media::config::{Config, LogFormat, Role};
+use fleetcast_media::server::{self, AppState};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let config = Cli::parse().into_config().context("configuration")?;
-    let _ = config;
-    anyhow::bail!("the media server roles are not built yet in this version of fleetcast-media")
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match config.role {
+            Role::Origin => {}
+            Role::Edge => {
+                anyhow::bail!("the edge role is not built yet in this version of fleetcast-media")
+            }
+        }
+        for dir in [config.vod_dir(), config.recordings_dir()] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let listeners = server::bind(&config).await.with_context(|| {
+            format!(
+                "binding RTMP {} and HTTP {}",
+                config.rtmp.listen, config.http.listen
+            )
+        })?;
+        let shutdown = CancellationToken::new();
+        let state = AppState::new(config, shutdown.clone());
+        tokio::spawn(async move {
+            server::termination_signal().await;
+            shutdown.cancel();
+        });
+        server::run(listeners, state).await.context("serving")
+    })
 }

@@ -19,6 +19,8 @@ pub struct Frame {
     /// RTMP chunks of this message as every RTMP viewer receives them,
     /// built by the first viewer that needs them (see `rtmp::chunk`).
     rtmp: OnceLock<Bytes>,
+    /// `flv_header` and `flv_trailer` as shareable buffers (HTTP bodies take `Bytes`).
+    flv: OnceLock<(Bytes, Bytes)>,
 }
 
 impl Frame {
@@ -30,12 +32,23 @@ impl Frame {
             flv_header,
             flv_trailer,
             rtmp: OnceLock::new(),
+            flv: OnceLock::new(),
         }
     }
 
     /// The RTMP encoding, built once with `encode` and then shared.
     pub fn rtmp_chunks(&self, encode: impl FnOnce(&Tag) -> Bytes) -> &Bytes {
         self.rtmp.get_or_init(|| encode(&self.tag))
+    }
+
+    /// The FLV tag header and trailer as buffers shared by every HTTP-FLV viewer.
+    pub fn flv_parts(&self) -> &(Bytes, Bytes) {
+        self.flv.get_or_init(|| {
+            (
+                Bytes::copy_from_slice(&self.flv_header),
+                Bytes::copy_from_slice(&self.flv_trailer),
+            )
+        })
     }
 
     /// Bytes of media this frame carries.

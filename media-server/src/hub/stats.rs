@@ -65,10 +65,14 @@ impl PerProtocol {
 /// Process-wide counters, rendered by `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Open connections by protocol (RTMP counts publishers too; `Internal` unused).
-    pub connections: PerProtocol,
-    /// Connections accepted since start, by protocol.
-    pub connections_total: PerProtocol,
+    /// Open RTMP connections (publishers and players).
+    pub rtmp_connections: AtomicU64,
+    /// RTMP connections accepted since start.
+    pub rtmp_connections_total: AtomicU64,
+    /// Open HTTP connections.
+    pub http_connections: AtomicU64,
+    /// HTTP connections accepted since start.
+    pub http_connections_total: AtomicU64,
     /// Connections closed because of malformed input or limits.
     pub connections_rejected: AtomicU64,
     /// Media bytes received from publishers.

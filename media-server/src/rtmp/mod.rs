@@ -9,6 +9,7 @@
 //! allows, and the I/O layer must own vectored, batched writes.
 
 pub mod chunk;
+pub mod conn;
 pub mod client;
 pub mod handshake;
 pub mod message;

@@ -1,0 +1,49 @@
+//! The HTTP server: HTTP-FLV (`/APP/NAME.flv`), `/api/streams`, `/healthz`,
+//! `/metrics`, and the routes of the HLS and VOD modules merged in.
+//! axum (on hyper) for routing and HTTP/1.1; the media paths are thin.
+
+mod api;
+mod flv;
+mod listener;
+pub mod metrics;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use listener::{ClientAddr, LimitedListener, LimitedStream};
+
+use crate::server::AppState;
+
+/// Every route of the origin's HTTP server.
+pub fn router(state: &AppState) -> Router {
+    let own = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/api/streams", get(api::streams))
+        .route("/metrics", get(api::metrics))
+        .route("/{app}/{file}", get(flv::play))
+        .with_state(state.clone());
+    // The HLS and VOD modules provide their own routes:
+    // `crate::hls::routes(state)` (`/{app}/{name}/index.m3u8`, segments) and
+    // `crate::vod::routes(state)` (`/vod/{*path}`), each an `axum::Router`
+    // with its state applied. Merge them here once they exist:
+    //   own.merge(crate::hls::routes(state.clone())).merge(crate::vod::routes(state.clone()))
+    own
+}
+
+/// Serves HTTP on `listener` until `state.shutdown` fires (open HTTP-FLV
+/// responses end on it too), then lets requests in flight finish.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let listener = LimitedListener::new(
+        listener,
+        std::sync::Arc::clone(&state.connections),
+        std::sync::Arc::clone(state.hub.metrics()),
+        Duration::from_secs(state.config.limits.idle_timeout_secs),
+    );
+    let shutdown = state.shutdown.clone();
+    let app = router(&state).into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

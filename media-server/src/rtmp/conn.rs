@@ -1,0 +1,361 @@
+//! The tokio layer of an RTMP connection: owns the socket, feeds bytes to
+//! the [`ServerSession`], connects it to the hub, and writes everything
+//! queued with one vectored write whenever the socket is writable. Media
+//! bytes are the shared, once-encoded chunks of each hub frame.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::message;
+use super::session::{ServerEvent, ServerSession, SessionConfig};
+use crate::config::check_name;
+use crate::hub::{Delivery, Protocol, PublishError, Publisher, StreamKey, Subscriber};
+use crate::server::AppState;
+
+/// Stop pulling media for a viewer while this much is queued for its socket.
+const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+/// Buffers per vectored write.
+const MAX_IOVECS: usize = 64;
+/// Time a closing connection gets to flush its last status messages.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// Why this connection ends.
+#[derive(Debug)]
+enum End {
+    PeerClosed,
+    Error(String),
+    Timeout(&'static str),
+    Done,
+}
+
+struct Conn {
+    socket: TcpStream,
+    peer: SocketAddr,
+    state: AppState,
+    session: ServerSession,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    app: Option<String>,
+    key: Option<StreamKey>,
+    publisher: Option<Publisher>,
+    subscriber: Option<Subscriber>,
+    closing: Option<Instant>,
+    last_activity: Instant,
+    chunk_size: usize,
+}
+
+/// Serves one RTMP connection until it ends or the server shuts down.
+pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
+    let limits = &state.config.limits;
+    let config = SessionConfig {
+        chunk_size: state.config.rtmp.chunk_size,
+        max_message_size: limits.max_message_size,
+    };
+    // Vary handshake filler per connection; no secrecy needed.
+    let seed = u32::from(peer.port()) ^ (std::process::id() << 16);
+    let chunk_size = config.chunk_size as usize;
+    let mut conn = Conn {
+        socket,
+        peer,
+        session: ServerSession::new(config, seed),
+        state,
+        queue: VecDeque::new(),
+        queued: 0,
+        app: None,
+        key: None,
+        publisher: None,
+        subscriber: None,
+        closing: None,
+        last_activity: Instant::now(),
+        chunk_size,
+    };
+    let end = conn.run().await;
+    match &end {
+        End::Error(reason) => {
+            conn.state
+                .hub
+                .metrics()
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), %reason, "RTMP connection closed");
+        }
+        End::Timeout(what) => {
+            info!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), "RTMP connection closed: {what} timeout");
+        }
+        End::PeerClosed | End::Done => {
+            debug!(peer = %conn.peer, "RTMP connection closed");
+        }
+    }
+    if let Some(p) = conn.publisher.take() {
+        info!(stream = %p.key(), "publish ended");
+    }
+}
+
+impl Conn {
+    fn push(&mut self, b: Bytes) {
+        self.queued += b.len();
+        self.queue.push_back(b);
+    }
+
+    fn take_session_output(&mut self) {
+        if let Some(b) = self.session.take_output() {
+            self.push(b);
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        let limits = &self.state.config.limits;
+        if let Some(t) = self.closing {
+            t
+        } else if !self.session.handshake_done() {
+            self.last_activity + Duration::from_secs(limits.handshake_timeout_secs)
+        } else {
+            self.last_activity + Duration::from_secs(limits.idle_timeout_secs)
+        }
+    }
+
+    fn close_after_flush(&mut self) {
+        if self.closing.is_none() {
+            self.closing = Some(Instant::now() + CLOSE_FLUSH);
+        }
+    }
+
+    async fn run(&mut self) -> End {
+        let mut rbuf = vec![0u8; 64 * 1024];
+        let mut deliveries = Vec::with_capacity(256);
+        let shutdown = self.state.shutdown.clone();
+        let mut shutting_down = false;
+        loop {
+            self.take_session_output();
+            if self.closing.is_some() && self.queue.is_empty() {
+                return End::Done;
+            }
+            let want_media = self.subscriber.is_some()
+                && self.queued < MAX_QUEUED_BYTES
+                && self.closing.is_none();
+            let want_read = self.queued < MAX_QUEUED_BYTES && self.closing.is_none();
+            let deadline = self.deadline();
+            tokio::select! {
+                () = shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    self.on_shutdown();
+                }
+                r = self.socket.readable(), if want_read => {
+                    if let Err(e) = r {
+                        return End::Error(format!("read: {e}"));
+                    }
+                    match self.socket.try_read(&mut rbuf) {
+                        Ok(0) => return End::PeerClosed,
+                        Ok(n) => {
+                            self.last_activity = Instant::now();
+                            if let Err(e) = self.on_bytes(&rbuf[..n]) {
+                                return e;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return End::Error(format!("read: {e}")),
+                    }
+                }
+                r = self.socket.writable(), if !self.queue.is_empty() => {
+                    if let Err(e) = r {
+                        return End::Error(format!("write: {e}"));
+                    }
+                    if let Err(e) = self.write_queued() {
+                        return e;
+                    }
+                }
+                r = recv_media(self.subscriber.as_mut(), &mut deliveries), if want_media => {
+                    if let Err(e) = r {
+                        return End::Error(e.to_string());
+                    }
+                    self.on_deliveries(&mut deliveries);
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return End::Timeout(if self.closing.is_some() {
+                        "close flush"
+                    } else if self.session.handshake_done() {
+                        "idle"
+                    } else {
+                        "handshake"
+                    });
+                }
+            }
+        }
+    }
+
+    fn write_queued(&mut self) -> Result<(), End> {
+        let slices: Vec<IoSlice<'_>> = self
+            .queue
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        match self.socket.try_write_vectored(&slices) {
+            Ok(mut n) => {
+                self.last_activity = Instant::now();
+                self.queued -= n;
+                let metrics = self.state.hub.metrics();
+                match &self.subscriber {
+                    Some(s) => s.add_bytes_out(n as u64),
+                    None => metrics.bytes_out.add(Protocol::Rtmp, n as u64),
+                }
+                while n > 0 {
+                    let Some(front) = self.queue.front_mut() else {
+                        break;
+                    };
+                    if n >= front.len() {
+                        n -= front.len();
+                        self.queue.pop_front();
+                    } else {
+                        front.advance(n);
+                        n = 0;
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(End::Error(format!("write: {e}"))),
+        }
+    }
+
+    fn on_bytes(&mut self, data: &[u8]) -> Result<(), End> {
+        let events = self
+            .session
+            .feed(data)
+            .map_err(|e| End::Error(e.to_string()))?;
+        for ev in events {
+            self.on_event(ev);
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: ServerEvent) {
+        match ev {
+            ServerEvent::Connect { app } => {
+                if self.state.config.app(&app).is_some() {
+                    self.session.accept_connect();
+                    self.app = Some(app);
+                } else {
+                    info!(peer = %self.peer, %app, "RTMP connect refused: unknown application");
+                    self.session
+                        .reject_connect(&format!("unknown application {app:?}"));
+                    self.close_after_flush();
+                }
+            }
+            ServerEvent::Publish { name } => self.on_publish(&name),
+            ServerEvent::Play { name } => self.on_play(&name),
+            ServerEvent::Media(tag) => {
+                if let Some(p) = &self.publisher {
+                    p.send(tag);
+                }
+            }
+            ServerEvent::StreamClosed => {
+                if let Some(p) = self.publisher.take() {
+                    info!(stream = %p.key(), "publish ended by the client");
+                }
+                self.subscriber = None;
+            }
+        }
+    }
+
+    fn key_for(&mut self, name: &str, bad_code: &str) -> Option<StreamKey> {
+        let app = self.app.clone()?;
+        if let Err(why) = check_name(name) {
+            self.session.reject_publish(bad_code, &why);
+            self.close_after_flush();
+            return None;
+        }
+        Some(StreamKey::new(app, name))
+    }
+
+    fn on_publish(&mut self, name: &str) {
+        let Some(key) = self.key_for(name, "NetStream.Publish.BadName") else {
+            return;
+        };
+        match self.state.hub.publish(&key) {
+            Ok(p) => {
+                info!(peer = %self.peer, stream = %key, "publish started");
+                self.session.accept_publish(name);
+                self.publisher = Some(p);
+                self.key = Some(key);
+            }
+            Err(e) => {
+                info!(peer = %self.peer, stream = %key, reason = %e, "publish refused");
+                let desc = match e {
+                    PublishError::AlreadyPublishing(_) => "stream already publishing",
+                    PublishError::ShuttingDown => "server shutting down",
+                };
+                self.session
+                    .reject_publish("NetStream.Publish.BadName", desc);
+                self.close_after_flush();
+            }
+        }
+    }
+
+    fn on_play(&mut self, name: &str) {
+        let Some(key) = self.key_for(name, "NetStream.Play.StreamNotFound") else {
+            return;
+        };
+        debug!(peer = %self.peer, stream = %key, "play");
+        self.subscriber = Some(self.state.hub.subscribe(&key, Protocol::Rtmp));
+        self.session.accept_play(name);
+        self.key = Some(key);
+    }
+
+    fn on_deliveries(&mut self, deliveries: &mut Vec<Delivery>) {
+        let cs = self.chunk_size;
+        let name = self
+            .key
+            .as_ref()
+            .map(|k| k.name.clone())
+            .unwrap_or_default();
+        for d in deliveries.drain(..) {
+            match d {
+                Delivery::Frame(frame) => {
+                    let bytes = frame
+                        .rtmp_chunks(|tag| message::media_chunks(tag, cs))
+                        .clone();
+                    self.take_session_output();
+                    self.push(bytes);
+                }
+                Delivery::Unpublished => self.session.unpublish_notify(&name),
+                Delivery::Published => self.session.publish_notify(&name),
+            }
+        }
+    }
+
+    fn on_shutdown(&mut self) {
+        let name = self
+            .key
+            .as_ref()
+            .map(|k| k.name.clone())
+            .unwrap_or_default();
+        if self.publisher.take().is_some() {
+            // Dropping the publisher ends the publication: recorders and
+            // segmenters see it end and finish their files.
+            self.session.unpublish_success(&name);
+        }
+        if self.subscriber.take().is_some() {
+            self.session.unpublish_notify(&name);
+        }
+        self.close_after_flush();
+    }
+}
+
+async fn recv_media(
+    sub: Option<&mut Subscriber>,
+    out: &mut Vec<Delivery>,
+) -> Result<(), crate::hub::SubscriberClosed> {
+    match sub {
+        Some(s) => s.recv(out, 256).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,158 @@
+//! The origin role's lifecycle: bind the RTMP and HTTP listeners, serve
+//! until the shutdown token fires, then stop accepting, tell RTMP clients,
+//! let publications (and so recordings) end cleanly, and drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::hub::{Hub, HubConfig};
+
+/// How long connections get to finish after shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler (RTMP, HTTP-FLV, API, and the HLS/VOD routes) shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The stream hub.
+    pub hub: Hub,
+    /// Fires when the server shuts down; long-lived tasks and responses end on it.
+    pub shutdown: CancellationToken,
+    /// Connections in flight, RTMP and HTTP together (`limits.max_connections`).
+    pub connections: Arc<Semaphore>,
+    /// Background tasks to wait for on shutdown (recorders, segmenters, connections).
+    pub tasks: TaskTracker,
+}
+
+impl AppState {
+    /// State for `config` with a fresh hub.
+    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+        let hub = Hub::new(HubConfig {
+            queue_frames: config.limits.viewer_queue_frames,
+            ..HubConfig::default()
+        });
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        Self {
+            config: Arc::new(config),
+            hub,
+            shutdown,
+            connections,
+            tasks: TaskTracker::new(),
+        }
+    }
+}
+
+/// Listeners bound by [`bind`], with their actual addresses (port 0 resolved).
+#[derive(Debug)]
+pub struct Listeners {
+    /// RTMP.
+    pub rtmp: TcpListener,
+    /// HTTP.
+    pub http: TcpListener,
+}
+
+/// Binds both listeners of `config`.
+pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+    let rtmp = TcpListener::bind(config.rtmp.listen).await?;
+    let http = TcpListener::bind(config.http.listen).await?;
+    Ok(Listeners { rtmp, http })
+}
+
+/// Serves the origin role on bound listeners until `state.shutdown` fires,
+/// then drains.
+pub async fn run(listeners: Listeners, state: AppState) -> std::io::Result<()> {
+    let rtmp_addr = listeners.rtmp.local_addr()?;
+    let http_addr = listeners.http.local_addr()?;
+    info!(rtmp = %rtmp_addr, http = %http_addr, "listening");
+
+    let rtmp_task = tokio::spawn(accept_rtmp(listeners.rtmp, state.clone()));
+    let http_task = tokio::spawn(crate::http::serve(listeners.http, state.clone()));
+
+    state.shutdown.cancelled().await;
+    info!("shutting down: no new connections, telling clients, draining");
+    state.hub.close();
+    let _ = rtmp_task.await;
+    state.tasks.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    match tokio::time::timeout(DRAIN_TIMEOUT, http_task).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
+        Err(_) => warn!("HTTP server did not drain within {DRAIN_TIMEOUT:?}"),
+        _ => {}
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn accept_rtmp(listener: TcpListener, state: AppState) {
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&state.connections).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = state.shutdown.cancelled() => return,
+        };
+        let (socket, peer): (TcpStream, SocketAddr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    warn!(error = %e, "RTMP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = state.shutdown.cancelled() => return,
+        };
+        let _ = socket.set_nodelay(true);
+        let metrics = Arc::clone(state.hub.metrics());
+        metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .rtmp_connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        let st = state.clone();
+        state.tasks.spawn(async move {
+            crate::rtmp::conn::serve(socket, peer, st).await;
+            metrics.rtmp_connections.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
