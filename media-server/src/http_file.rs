@@ -1,0 +1,109 @@
+//! The small request/response shapes HLS and VOD file serving speak, so
+//! they stay independent of the HTTP server that carries them: the router
+//! fills a [`FileRequest`] from the request line and headers and writes the
+//! [`FileResponse`] back.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+/// What file serving needs from a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileRequest<'a> {
+    /// `GET` or `HEAD` (others get 405).
+    pub method: &'a str,
+    /// The raw (still percent-encoded) path, without the query.
+    pub path: &'a str,
+    /// `Range` header.
+    pub range: Option<&'a str>,
+    /// `If-Range` header.
+    pub if_range: Option<&'a str>,
+    /// `If-None-Match` header.
+    pub if_none_match: Option<&'a str>,
+    /// `If-Modified-Since` header.
+    pub if_modified_since: Option<&'a str>,
+    /// `User-Agent` header (HLS sessions are told apart by it and the address).
+    pub user_agent: Option<&'a str>,
+    /// The client's address.
+    pub client: Option<IpAddr>,
+}
+
+impl FileRequest<'_> {
+    /// True for `HEAD`: send the headers of the `GET` answer without a body.
+    pub fn is_head(&self) -> bool {
+        self.method.eq_ignore_ascii_case("HEAD")
+    }
+}
+
+/// The answer's body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body (HEAD, 304, 416 ...).
+    Empty,
+    /// In-memory bytes (playlists, live segments, error text).
+    Bytes(Bytes),
+    /// `len` bytes of an open file from offset `start`.
+    File {
+        /// The open file.
+        file: tokio::fs::File,
+        /// First byte to send.
+        start: u64,
+        /// Number of bytes to send.
+        len: u64,
+    },
+}
+
+/// A status, headers and a body. `Content-Length` is always among the
+/// headers (for HEAD, the length a GET would send).
+#[derive(Debug)]
+pub struct FileResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names and values.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl FileResponse {
+    /// A short plain-text answer (errors).
+    pub fn text(status: u16, text: &str, head: bool) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("Content-Type", "text/plain; charset=utf-8".into()),
+                ("Content-Length", text.len().to_string()),
+            ],
+            body: if head {
+                Body::Empty
+            } else {
+                Body::Bytes(Bytes::copy_from_slice(text.as_bytes()))
+            },
+        }
+    }
+
+    /// The value of a header, for tests and logs.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `Content-Type` for a file name by its extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("mp4" | "m4v" | "f4v") => "video/mp4",
+        Some("m4a") => "audio/mp4",
+        Some("flv") => "video/x-flv",
+        Some("ts") => "video/mp2t",
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("aac") => "audio/aac",
+        Some("mp3") => "audio/mpeg",
+        Some("json") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
