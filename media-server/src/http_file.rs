@@ -59,7 +59,7 @@ pub enum Body {
 pub struct FileResponse {
     /// HTTP status code.
     pub status: u16,
-    /// Header names and values.
+    /// Header names (lower case) and values.
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Body,
@@ -71,8 +71,8 @@ impl FileResponse {
         Self {
             status,
             headers: vec![
-                ("Content-Type", "text/plain; charset=utf-8".into()),
-                ("Content-Length", text.len().to_string()),
+                ("content-type", "text/plain; charset=utf-8".into()),
+                ("content-length", text.len().to_string()),
             ],
             body: if head {
                 Body::Empty
@@ -105,5 +105,62 @@ pub fn content_type(name: &str) -> &'static str {
         Some("json") => "application/json",
         Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
+    }
+}
+
+/// The router side: a [`FileRequest`] from axum's request parts and a
+/// [`FileResponse`] as an axum response (files streamed in 64 KiB reads).
+pub mod axum_glue {
+    use std::net::IpAddr;
+
+    use axum::body::Body as AxumBody;
+    use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use tokio::io::AsyncReadExt;
+    use tokio_util::io::ReaderStream;
+
+    use super::{Body, FileRequest, FileResponse};
+
+    /// Borrows what file serving needs out of the request.
+    pub fn request<'a>(
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        client: Option<IpAddr>,
+    ) -> FileRequest<'a> {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        FileRequest {
+            method: method.as_str(),
+            path: uri.path(),
+            range: h("range"),
+            if_range: h("if-range"),
+            if_none_match: h("if-none-match"),
+            if_modified_since: h("if-modified-since"),
+            user_agent: h("user-agent"),
+            client,
+        }
+    }
+
+    impl IntoResponse for FileResponse {
+        fn into_response(self) -> Response {
+            let body = match self.body {
+                Body::Empty => AxumBody::empty(),
+                Body::Bytes(b) => AxumBody::from(b),
+                Body::File { file, len, .. } => {
+                    AxumBody::from_stream(ReaderStream::with_capacity(file.take(len), 64 * 1024))
+                }
+            };
+            let mut response = Response::new(body);
+            *response.status_mut() =
+                StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in self.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    response
+                        .headers_mut()
+                        .insert(HeaderName::from_static(name), v);
+                }
+            }
+            response
+        }
     }
 }

@@ -11,14 +11,14 @@
 //! `apps[].record_streams` lists single names.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::flv;
@@ -74,69 +74,44 @@ pub fn wants_recording(config: &Config, key: &StreamKey) -> bool {
         .is_some_and(|a| a.record || a.record_streams.contains(&key.name))
 }
 
-/// Records configured streams as they are published.
-#[derive(Clone)]
-pub struct Recorder {
-    shutdown: watch::Sender<bool>,
-    tasks: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+/// Starts recording configured streams as they are published, on the
+/// server's task tracker, so shutdown waits for every file to be finished.
+pub fn start(state: &crate::server::AppState) {
+    let hub = state.hub.clone();
+    let config = Arc::clone(&state.config);
+    let tasks = state.tasks.clone();
+    let shutdown = state.shutdown.clone();
+    state.tasks.spawn(follow(hub, config, tasks, shutdown));
 }
 
-impl Recorder {
-    /// Starts following the hub's publications.
-    pub fn start(hub: Hub, config: &Config) -> Self {
-        let (shutdown, rx) = watch::channel(false);
-        let config = Arc::new(config.clone());
-        let handle = tokio::spawn(follow(hub, config, rx));
-        Self {
-            shutdown,
-            tasks: Arc::new(Mutex::new(Some(handle))),
-        }
-    }
-
-    /// Finishes every open recording (flush, rename to `.flv`) and stops.
-    pub async fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
-        let handle = self
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(h) = handle {
-            let _ = h.await;
-        }
-    }
-}
-
-async fn follow(hub: Hub, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) {
+async fn follow(hub: Hub, config: Arc<Config>, tasks: TaskTracker, shutdown: CancellationToken) {
     let mut events = hub.publications();
-    let mut tasks = JoinSet::new();
+    let spawn = |key: StreamKey| {
+        tasks.spawn(record_one(
+            hub.clone(),
+            config.recordings_dir(),
+            key,
+            shutdown.clone(),
+        ));
+    };
     for key in hub.live_streams() {
         if wants_recording(&config, &key) {
-            tasks.spawn(record_one(
-                hub.clone(),
-                config.recordings_dir(),
-                key,
-                shutdown.clone(),
-            ));
+            spawn(key);
         }
     }
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
             ev = events.recv() => match ev {
-                Ok(PublicationEvent::Started { key, .. }) if wants_recording(&config, &key) => {
-                    tasks.spawn(record_one(hub.clone(), config.recordings_dir(), key, shutdown.clone()));
-                }
+                Ok(PublicationEvent::Started { key, .. }) if wants_recording(&config, &key) => spawn(key),
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "recorder missed publication events");
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
-    while tasks.join_next().await.is_some() {}
 }
 
 /// An open recording file.
@@ -184,7 +159,7 @@ impl Recording {
     }
 }
 
-async fn record_one(hub: Hub, root: PathBuf, key: StreamKey, mut shutdown: watch::Receiver<bool>) {
+async fn record_one(hub: Hub, root: PathBuf, key: StreamKey, shutdown: CancellationToken) {
     let Ok(mut sub) = hub.subscribe_internal(&key) else {
         return;
     };
@@ -208,7 +183,7 @@ async fn record_one(hub: Hub, root: PathBuf, key: StreamKey, mut shutdown: watch
     'outer: loop {
         batch.clear();
         tokio::select! {
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
             r = sub.recv(&mut batch, 64) => if r.is_err() { break },
         }
         for d in &batch {

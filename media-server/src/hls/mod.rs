@@ -1,10 +1,14 @@
 //! HLS: MPEG-TS segments cut on keyframes, the sliding live window and its
 //! playlist.
 
+pub mod http;
 pub mod playlist;
 pub mod segmenter;
+pub mod service;
 
+pub use http::routes;
 pub use segmenter::{Segment, Segmenter, SegmenterConfig};
+pub use service::HlsService;
 
 #[cfg(test)]
 pub(crate) mod testdata;

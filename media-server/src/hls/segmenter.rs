@@ -297,6 +297,11 @@ impl Segmenter {
         true
     }
 
+    /// Frees every held segment; numbering and the timeline continue.
+    pub fn drop_segments(&mut self) {
+        self.segments.clear();
+    }
+
     /// Segments listed in the playlist, oldest first.
     pub fn window(&self) -> impl Iterator<Item = &Segment> {
         let skip = self.segments.len().saturating_sub(self.config.window);

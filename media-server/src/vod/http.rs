@@ -20,7 +20,7 @@ pub async fn serve(roots: &VodRoots, req: &FileRequest<'_>) -> FileResponse {
     let head = req.is_head();
     if !(head || req.method.eq_ignore_ascii_case("GET")) {
         let mut r = FileResponse::text(405, "method not allowed\n", false);
-        r.headers.push(("Allow", "GET, HEAD".into()));
+        r.headers.push(("allow", "GET, HEAD".into()));
         return r;
     }
     let Some(rel) = req.path.strip_prefix(PREFIX) else {
@@ -50,11 +50,11 @@ async fn open(
     let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let tag = etag(len, modified);
     let mut headers = vec![
-        ("Content-Type", content_type(rel).to_owned()),
-        ("Accept-Ranges", "bytes".to_owned()),
-        ("ETag", tag.clone()),
-        ("Last-Modified", http_date(modified)),
-        ("Cache-Control", "public, max-age=300".to_owned()),
+        ("content-type", content_type(rel).to_owned()),
+        ("accept-ranges", "bytes".to_owned()),
+        ("etag", tag.clone()),
+        ("last-modified", http_date(modified)),
+        ("cache-control", "public, max-age=300".to_owned()),
     ];
     // If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
     let not_modified = match (req.if_none_match, req.if_modified_since) {
@@ -63,7 +63,7 @@ async fn open(
         (None, None) => false,
     };
     if not_modified {
-        headers.retain(|(n, _)| *n != "Content-Type" && *n != "Accept-Ranges");
+        headers.retain(|(n, _)| *n != "content-type" && *n != "accept-ranges");
         return Ok(FileResponse {
             status: 304,
             headers,
@@ -84,9 +84,9 @@ async fn open(
         RangeRequest::Full => (200, 0, len),
         RangeRequest::Partial { start, end } => (206, start, end - start + 1),
         RangeRequest::Unsatisfiable => {
-            headers.retain(|(n, _)| *n != "Content-Type");
-            headers.push(("Content-Range", format!("bytes */{len}")));
-            headers.push(("Content-Length", "0".into()));
+            headers.retain(|(n, _)| *n != "content-type");
+            headers.push(("content-range", format!("bytes */{len}")));
+            headers.push(("content-length", "0".into()));
             return Ok(FileResponse {
                 status: 416,
                 headers,
@@ -95,9 +95,9 @@ async fn open(
         }
     };
     if let Some(cr) = range.content_range(len) {
-        headers.push(("Content-Range", cr));
+        headers.push(("content-range", cr));
     }
-    headers.push(("Content-Length", count.to_string()));
+    headers.push(("content-length", count.to_string()));
     let body = if req.is_head() || count == 0 {
         Body::Empty
     } else {
@@ -115,4 +115,26 @@ async fn open(
         headers,
         body,
     })
+}
+
+/// The `/vod/{*path}` route.
+pub fn routes(state: &crate::server::AppState) -> axum::Router {
+    use axum::http::{HeaderMap, Method, Uri};
+    use axum::response::IntoResponse;
+
+    let roots = VodRoots::under(&state.config.data_dir);
+    axum::Router::new()
+        .route(
+            "/vod/{*path}",
+            axum::routing::get(
+                |axum::extract::State(roots): axum::extract::State<VodRoots>,
+                 method: Method,
+                 uri: Uri,
+                 headers: HeaderMap| async move {
+                    let req = crate::http_file::axum_glue::request(&method, &uri, &headers, None);
+                    serve(&roots, &req).await.into_response()
+                },
+            ),
+        )
+        .with_state(roots)
 }

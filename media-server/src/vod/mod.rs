@@ -9,6 +9,7 @@ pub mod mp4;
 pub mod path;
 pub mod rtmp;
 
+pub use http::routes;
 pub use path::VodRoots;
 
 /// Why a VOD file cannot be served.

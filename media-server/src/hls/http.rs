@@ -1,0 +1,102 @@
+//! `GET|HEAD /APP/NAME/index.m3u8` and `/APP/NAME/seg-N.ts`.
+//!
+//! Playlists change every segment: `no-cache`. Segments never change once
+//! named (their names come from the stream's timeline): `immutable` with a
+//! long max-age, so caches and CDNs keep them. Each request marks the HLS
+//! session (client address + user agent) as a viewer of the stream.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+
+use super::service::HlsService;
+use crate::config::check_name;
+use crate::http::ClientAddr;
+use crate::http_file::{Body, FileRequest, FileResponse, axum_glue};
+use crate::hub::StreamKey;
+use crate::server::AppState;
+
+/// The playlist's file name.
+pub const PLAYLIST: &str = "index.m3u8";
+
+/// The HLS routes, with the service started on the server's task tracker.
+pub fn routes(state: &AppState) -> Router {
+    let service = HlsService::new(state.hub.clone(), &state.config.hls);
+    if state.config.hls.enabled {
+        service.start(&state.tasks, state.shutdown.clone());
+    }
+    Router::new()
+        .route("/{app}/{name}/{file}", get(handle))
+        .with_state(service)
+}
+
+async fn handle(
+    State(service): State<HlsService>,
+    Path((app, name, file)): Path<(String, String, String)>,
+    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let req = axum_glue::request(&method, &uri, &headers, Some(client.0.ip()));
+    answer(&service, &app, &name, &file, &req).into_response()
+}
+
+/// A stable id of one player: its address and user agent.
+fn session_id(req: &FileRequest<'_>) -> String {
+    let mut h = DefaultHasher::new();
+    req.client.hash(&mut h);
+    req.user_agent.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Answers one HLS request (pure apart from the service's state).
+pub fn answer(
+    service: &HlsService,
+    app: &str,
+    name: &str,
+    file: &str,
+    req: &FileRequest<'_>,
+) -> FileResponse {
+    let head = req.is_head();
+    if check_name(app).is_err() || check_name(name).is_err() {
+        return FileResponse::text(404, "not found\n", head);
+    }
+    let key = StreamKey::new(app, name);
+    let (body, content_type, cache) = if file == PLAYLIST {
+        let Some(text) = service.playlist(&key) else {
+            return FileResponse::text(404, "no such live stream\n", head);
+        };
+        (
+            Bytes::from(text),
+            "application/vnd.apple.mpegurl",
+            "no-cache",
+        )
+    } else if file.starts_with("seg-") && file.ends_with(".ts") {
+        let Some(data) = service.segment(&key, file) else {
+            return FileResponse::text(404, "no such segment\n", head);
+        };
+        (data, "video/mp2t", "public, max-age=31536000, immutable")
+    } else {
+        return FileResponse::text(404, "not found\n", head);
+    };
+    service.hub().hls_session_seen(&key, &session_id(req));
+    if !head {
+        service.hub().hls_bytes_out(&key, body.len() as u64);
+    }
+    FileResponse {
+        status: 200,
+        headers: vec![
+            ("content-type", content_type.to_owned()),
+            ("content-length", body.len().to_string()),
+            ("cache-control", cache.to_owned()),
+            ("access-control-allow-origin", "*".to_owned()),
+        ],
+        body: if head { Body::Empty } else { Body::Bytes(body) },
+    }
+}
