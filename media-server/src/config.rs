@@ -372,7 +372,8 @@ impl Config {
                 format!("{} is outside 128..=65536", self.rtmp.chunk_size),
             );
         }
-        if self.rtmp.listen == self.http.listen {
+        // Port 0 (any free port) may appear on both.
+        if self.rtmp.listen == self.http.listen && self.http.listen.port() != 0 {
             bad(
                 "http.listen",
                 format!("{} is also rtmp.listen", self.http.listen),

@@ -55,7 +55,7 @@ pub struct Subscriber {
     stream: Arc<Stream>,
     protocol: Protocol,
     rx: Option<broadcast::Receiver<Event>>,
-    pending: VecDeque<Arc<Frame>>,
+    pending: VecDeque<Delivery>,
     lags: VecDeque<Instant>,
     /// After a lag: drop everything until a keyframe (the snapshot usually provides one).
     skipping: bool,
@@ -82,7 +82,7 @@ impl Subscriber {
             stream,
             protocol,
             rx: Some(rx),
-            pending: snapshot.into(),
+            pending: snapshot.into_iter().map(Delivery::Frame).collect(),
             lags: VecDeque::new(),
             skipping: false,
             live,
@@ -119,10 +119,10 @@ impl Subscriber {
         let start = out.len();
         let max = max.max(1);
         while out.len() - start < max {
-            let Some(frame) = self.pending.pop_front() else {
+            let Some(d) = self.pending.pop_front() else {
                 break;
             };
-            out.push(Delivery::Frame(frame));
+            out.push(d);
         }
         if out.len() > start {
             return Ok(());
@@ -148,10 +148,10 @@ impl Subscriber {
                 }
             }
             while out.len() - start < max {
-                let Some(frame) = self.pending.pop_front() else {
+                let Some(d) = self.pending.pop_front() else {
                     break;
                 };
-                out.push(Delivery::Frame(frame));
+                out.push(d);
             }
             if out.len() > start {
                 return Ok(());
@@ -160,7 +160,7 @@ impl Subscriber {
     }
 
     fn accept(&mut self, ev: Event, out: &mut Vec<Delivery>) {
-        match ev {
+        let d = match ev {
             Event::Media(frame) => {
                 if self.skipping {
                     if frame.tag.is_keyframe() && !frame.tag.is_sequence_header() {
@@ -170,22 +170,23 @@ impl Subscriber {
                         return;
                     }
                 }
-                if self.pending.is_empty() {
-                    out.push(Delivery::Frame(frame));
-                } else {
-                    self.pending.push_back(frame);
-                }
+                Delivery::Frame(frame)
             }
             Event::Published => {
                 self.live = true;
                 self.skipping = false;
-                out.push(Delivery::Published);
+                Delivery::Published
             }
             Event::Unpublished => {
                 self.live = false;
-                self.pending.clear();
-                out.push(Delivery::Unpublished);
+                Delivery::Unpublished
             }
+        };
+        // Keep order behind anything still pending (a GOP snapshot).
+        if self.pending.is_empty() {
+            out.push(d);
+        } else {
+            self.pending.push_back(d);
         }
     }
 
@@ -229,7 +230,13 @@ impl Subscriber {
             && snapshot
                 .iter()
                 .any(|f| f.tag.kind == crate::media::TagKind::Video);
-        self.pending = snapshot.into();
+        self.pending = snapshot.into_iter().map(Delivery::Frame).collect();
+        // The publisher may have left while this viewer was behind: the
+        // Unpublished event it skipped must still reach it.
+        if !self.stream.is_live() {
+            self.live = false;
+            self.pending.push_back(Delivery::Unpublished);
+        }
         Ok(())
     }
 }

@@ -223,3 +223,17 @@ async fn unused_streams_are_forgotten_and_codecs_reported() {
     assert!(hub.live_streams().is_empty());
     assert!(lock(&hub.inner.streams).is_empty());
 }
+
+#[tokio::test]
+async fn a_lagging_viewer_still_learns_the_publisher_left() {
+    let hub = hub(16);
+    let p = hub.publish(&key()).unwrap();
+    let mut slow = hub.subscribe(&key(), Protocol::Rtmp);
+    publish_frames(&p, 0, 100, 10);
+    drop(p);
+    let mut out = Vec::new();
+    slow.recv(&mut out, 1000).await.unwrap();
+    assert!(matches!(out.last(), Some(Delivery::Unpublished)), "{out:?}");
+    assert!(!slow.is_live());
+    assert!(hub.metrics().dropped_frames.get(Protocol::Rtmp) > 0);
+}
