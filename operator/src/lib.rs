@@ -1,6 +1,12 @@
 //! Fleetcast operator: reconciles `MediaCluster` resources into origin and
 //! edge workloads.
 
+// Kubernetes kinds (ConfigMap, MediaCluster) are prose in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
+pub mod build;
+pub mod crd;
+
 /// Errors of the operator library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,0 +1,185 @@
+//! One edge pool: Deployment, Service, headless peer Service (clustered and
+//! redirect modes), ConfigMap with the wired media config, PodDisruptionBudget,
+//! and an HPA when the pool scales on CPU.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::media_config::{self, CACHE_DIR, DATA_DIR, HTTP_PORT, RTMP_PORT};
+use super::names::{self, Component};
+use super::pod::{self, PodParams};
+use super::quantity;
+use super::{BuildError, Child, Inputs, Owner, port};
+use crate::crd::MediaCluster;
+use crate::crd::v1alpha1::{Autoscaling, EdgePool, ScalingMetric};
+
+/// Replicas the pool's Deployment asks for; `None` when an HPA owns the field.
+pub fn replicas(pool: &EdgePool, inputs: &Inputs) -> Option<i32> {
+    match &pool.autoscaling {
+        None => Some(pool.replicas),
+        Some(a) if a.metric == ScalingMetric::Cpu => None,
+        Some(a) => {
+            let chosen = inputs
+                .scaled_replicas
+                .get(&pool.name)
+                .copied()
+                .unwrap_or(a.min_replicas);
+            Some(chosen.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas)))
+        }
+    }
+}
+
+pub(crate) fn children(
+    mc: &MediaCluster,
+    pool: &EdgePool,
+    owner: &Owner,
+    inputs: &Inputs,
+) -> Result<Vec<Child>, BuildError> {
+    let component = Component::Edge(&pool.name);
+    let name = names::edge(&owner.mc, &pool.name);
+    let selector = names::selector(&owner.mc, component);
+    let config = media_config::edge(mc, pool, &owner.namespace)?;
+
+    let disk = quantity::to_bytes(&pool.cache.disk).unwrap_or(0);
+    let volumes = vec![
+        empty_dir("data", DATA_DIR, None),
+        // The kubelet evicts a pod whose cache outgrows its limit; the server keeps under it.
+        empty_dir(
+            "cache",
+            CACHE_DIR,
+            (disk > 0).then(|| Quantity(pool.cache.disk.clone())),
+        ),
+    ];
+    let mut template = pod::template(PodParams {
+        labels: names::labels(&owner.mc, component, &owner.version),
+        selector: selector.clone(),
+        config_map: name.clone(),
+        config_hash: config.hash,
+        image: &mc.spec.image,
+        default_tag: &inputs.default_tag,
+        resources: pool.resources.as_ref(),
+        scheduling: pool.scheduling.as_ref(),
+        volumes,
+        extra_mounts: Vec::new(),
+    });
+    pod::apply_overrides(&mut template, pool.pod_overrides.as_ref()).map_err(|source| {
+        BuildError::PodOverrides {
+            component: format!("edge pool {}", pool.name),
+            source,
+        }
+    })?;
+
+    let label_selector = LabelSelector {
+        match_labels: Some(selector),
+        ..LabelSelector::default()
+    };
+    let deployment = Deployment {
+        metadata: owner.meta(name.clone(), component, None),
+        spec: Some(DeploymentSpec {
+            replicas: replicas(pool, inputs),
+            selector: label_selector.clone(),
+            template,
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    };
+    let mut children = vec![
+        Child::ConfigMap(owner.config_map(&name, component, config.yaml)),
+        Child::Service(owner.service(
+            name.clone(),
+            component,
+            Some(pool.service.annotations.clone()),
+            Some(pool.service.type_.as_str()),
+            false,
+            vec![
+                port("rtmp", pool.service.ports.rtmp),
+                port("http", pool.service.ports.http),
+            ],
+        )),
+        Child::Deployment(deployment),
+        Child::PodDisruptionBudget(owner.pdb(&name, component, &label_selector)),
+    ];
+    if mc.spec.balancing.mode.needs_peers() {
+        // Headless: peers are the pool's ready pods, by address.
+        children.push(Child::Service(owner.service(
+            names::edge_peers(&owner.mc, &pool.name),
+            component,
+            None,
+            None,
+            true,
+            vec![
+                port("rtmp", i32::from(RTMP_PORT)),
+                port("http", i32::from(HTTP_PORT)),
+            ],
+        )));
+    }
+    if let Some(a) = pool
+        .autoscaling
+        .as_ref()
+        .filter(|a| a.metric == ScalingMetric::Cpu)
+    {
+        children.push(Child::HorizontalPodAutoscaler(hpa(
+            owner, &name, component, a,
+        )));
+    }
+    Ok(children)
+}
+
+fn empty_dir(name: &str, path: &str, size: Option<Quantity>) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: name.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: size,
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        VolumeMount {
+            name: name.to_owned(),
+            mount_path: path.to_owned(),
+            ..VolumeMount::default()
+        },
+    )
+}
+
+/// CPU scaling is the HPA's job; viewers and bandwidth are the operator's own loop.
+fn hpa(
+    owner: &Owner,
+    name: &str,
+    component: Component<'_>,
+    a: &Autoscaling,
+) -> HorizontalPodAutoscaler {
+    HorizontalPodAutoscaler {
+        metadata: owner.meta(name.to_owned(), component, None),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".to_owned()),
+                kind: "Deployment".to_owned(),
+                name: name.to_owned(),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".to_owned(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".to_owned(),
+                    target: MetricTarget {
+                        type_: "Utilization".to_owned(),
+                        average_utilization: Some(a.target),
+                        ..MetricTarget::default()
+                    },
+                }),
+                ..MetricSpec::default()
+            }]),
+            ..HorizontalPodAutoscalerSpec::default()
+        }),
+        ..HorizontalPodAutoscaler::default()
+    }
+}
