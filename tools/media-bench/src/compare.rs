@@ -212,7 +212,11 @@ fn cell(v: Option<f64>, decimals: usize) -> String {
 }
 
 fn ratio_cell(v: Option<f64>) -> String {
-    v.map_or_else(String::new, |x| format!(" ({x:.2}x)"))
+    match v {
+        None => String::new(),
+        Some(x) if x < 0.1 => format!(" ({x:.3}x)"),
+        Some(x) => format!(" ({x:.2}x)"),
+    }
 }
 
 /// The summary as a Markdown table.

@@ -1,14 +1,11 @@
 //! One viewer's connection: HTTP-FLV (GET + chunked/plain body + FLV tags)
-//! or RTMP (handshake, connect, createStream, play, via `rml_rtmp`'s client
-//! session). Every byte read and every tag goes into the viewer's stats.
+//! or RTMP (handshake, connect, createStream, play, through
+//! `fleetcast_media`'s RTMP client session). Every byte read and every tag goes into the viewer's stats.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context as _, Result, bail};
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-};
+use fleetcast_media::rtmp::{ClientEvent, ClientSession, Mode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -20,6 +17,9 @@ use crate::target::Target;
 
 /// Read buffer per viewer: large enough for several frames per syscall.
 const READ_BUF: usize = 16 * 1024;
+
+/// Largest RTMP message accepted (a keyframe of a high-bitrate stream fits).
+const MAX_MESSAGE: u32 = 16 * 1024 * 1024;
 
 /// Counters all viewers share, for the progress line.
 #[derive(Debug)]
@@ -199,124 +199,41 @@ async fn play_rtmp(
     shared: &Shared,
     until_keyframe: bool,
 ) -> Result<()> {
-    let mut handshake = Handshake::new(PeerType::Client);
-    let c0c1 = handshake
-        .generate_outbound_p0_and_p1()
-        .context("handshake")?;
-    sock.write_all(&c0c1).await.context("handshake")?;
+    let mut session = ClientSession::new(Mode::Play, tc_url, app, name, MAX_MESSAGE);
     let mut buf = vec![0u8; READ_BUF];
-    let leftover = loop {
-        let n = read_some(sock, &mut buf, stats, shared)
-            .await
-            .context("handshake")?;
-        match handshake.process_bytes(&buf[..n]).context("handshake")? {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                sock.write_all(&response_bytes).await.context("handshake")?;
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                sock.write_all(&response_bytes).await.context("handshake")?;
-                break remaining_bytes;
-            }
-        }
-    };
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(tc_url.to_owned());
-    let (mut session, initial) = ClientSession::new(config).context("rtmp session")?;
-    let mut rtmp = RtmpPlay {
-        name,
-        out: Vec::new(),
-    };
-    rtmp.handle(&mut session, initial, stats, shared)?;
-    let connect = session
-        .request_connection(app.to_owned())
-        .context("rtmp connect")?;
-    rtmp.handle(&mut session, vec![connect], stats, shared)?;
-    let results = session.handle_input(&leftover).context("rtmp")?;
-    rtmp.handle(&mut session, results, stats, shared)?;
     loop {
-        if !rtmp.out.is_empty() {
-            sock.write_all(&rtmp.out).await.context("write")?;
-            rtmp.out.clear();
+        if let Some(out) = session.take_output() {
+            sock.write_all(&out).await.context("write")?;
         }
         if until_keyframe && stats.first_keyframe_ms.is_some() {
             return Ok(());
         }
         let n = read_some(sock, &mut buf, stats, shared).await?;
-        let results = session.handle_input(&buf[..n]).context("rtmp")?;
-        rtmp.handle(&mut session, results, stats, shared)?;
-    }
-}
-
-/// Reacts to the RTMP client session's results: sends what it asks, plays
-/// once connected, turns media messages into tags.
-struct RtmpPlay<'a> {
-    name: &'a str,
-    out: Vec<u8>,
-}
-
-impl RtmpPlay<'_> {
-    fn handle(
-        &mut self,
-        session: &mut ClientSession,
-        results: Vec<ClientSessionResult>,
-        stats: &mut ViewerStats,
-        shared: &Shared,
-    ) -> Result<()> {
-        let mut queue = std::collections::VecDeque::from(results);
-        while let Some(result) = queue.pop_front() {
-            let event = match result {
-                ClientSessionResult::OutboundResponse(packet) => {
-                    self.out.extend_from_slice(&packet.bytes);
-                    continue;
-                }
-                ClientSessionResult::UnhandleableMessageReceived(_) => continue,
-                ClientSessionResult::RaisedEvent(event) => event,
-            };
-            let now = shared.now_ms();
+        let events = session.feed(&buf[..n]).context("rtmp")?;
+        let now = shared.now_ms();
+        for event in events {
             match event {
-                ClientSessionEvent::ConnectionRequestAccepted => {
-                    let play = session
-                        .request_playback(self.name.to_owned())
-                        .context("rtmp play")?;
-                    queue.push_back(play);
+                ClientEvent::Started => stats.on_connected(now),
+                ClientEvent::Media(tag) => {
+                    let size = u32::try_from(tag.data.len()).unwrap_or(u32::MAX);
+                    let prefix = &tag.data[..tag.data.len().min(2)];
+                    let info = flv::classify(tag.kind.type_id(), tag.timestamp, size, prefix);
+                    record_tag(&info, stats, shared, now);
                 }
-                ClientSessionEvent::ConnectionRequestRejected { description } => {
-                    bail!("rtmp connect rejected: {description}");
-                }
-                ClientSessionEvent::PlaybackRequestAccepted => stats.on_connected(now),
-                ClientSessionEvent::VideoDataReceived { timestamp, data } => {
-                    let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                    let tag = flv::classify(
-                        flv::VIDEO,
-                        timestamp.value,
-                        size,
-                        &data[..data.len().min(2)],
-                    );
-                    record_tag(&tag, stats, shared, now);
-                }
-                ClientSessionEvent::AudioDataReceived { timestamp, data } => {
-                    let size = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                    let tag = flv::classify(
-                        flv::AUDIO,
-                        timestamp.value,
-                        size,
-                        &data[..data.len().min(2)],
-                    );
-                    record_tag(&tag, stats, shared, now);
-                }
-                ClientSessionEvent::UnhandleableOnStatusCode { code }
-                    if code.ends_with("Failed")
-                        || code.ends_with("NotFound")
-                        || code.ends_with("BadName") =>
+                ClientEvent::Status { level, code, .. }
+                    if level == "error" || is_failure(&code) =>
                 {
-                    bail!("rtmp play status: {code}");
+                    bail!("rtmp status: {code}");
                 }
                 _ => {}
             }
         }
-        Ok(())
     }
+}
+
+/// `onStatus` codes that end a play attempt.
+fn is_failure(code: &str) -> bool {
+    ["Failed", "NotFound", "BadName", "Rejected"]
+        .iter()
+        .any(|end| code.ends_with(end))
 }
