@@ -77,7 +77,11 @@ pub fn answer(
             "application/vnd.apple.mpegurl",
             "no-cache",
         )
-    } else if file.starts_with("seg-") && file.ends_with(".ts") {
+    } else if file
+        .strip_prefix("seg-")
+        .and_then(|f| f.strip_suffix(".ts"))
+        .is_some()
+    {
         let Some(data) = service.segment(&key, file) else {
             return FileResponse::text(404, "no such segment\n", head);
         };

@@ -14,7 +14,7 @@ use crate::config::HlsConfig;
 use crate::hub::{Delivery, Hub, PublicationEvent, StreamKey};
 
 /// How long an ended stream's last window stays available (with ENDLIST).
-const ENDED_KEEP: Duration = Duration::from_secs(60);
+const ENDED_KEEP: Duration = Duration::from_mins(1);
 
 /// One stream's segmenter and which publication feeds it.
 struct Entry {
@@ -77,7 +77,7 @@ impl HlsService {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "HLS missed publication events");
                         for key in self.hub.live_streams() {
-                            if !lock(&self.streams).get(&key).is_some_and(|e| e.ended_at.is_none()) {
+                            if lock(&self.streams).get(&key).is_none_or(|e| e.ended_at.is_some()) {
                                 self.spawn_feeder(&tasks, key, 0, &shutdown);
                             }
                         }
