@@ -75,6 +75,9 @@ pub async fn run(listeners: Listeners, state: AppState) -> std::io::Result<()> {
     let http_addr = listeners.http.local_addr()?;
     info!(rtmp = %rtmp_addr, http = %http_addr, "listening");
 
+    // Recorders follow publications on `state.tasks` and finish their files
+    // when `state.shutdown` fires; the drain below waits for them.
+    crate::record::start(&state);
     let rtmp_task = tokio::spawn(accept_rtmp(listeners.rtmp, state.clone()));
     let http_task = tokio::spawn(crate::http::serve(listeners.http, state.clone()));
 

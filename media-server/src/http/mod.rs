@@ -24,12 +24,10 @@ pub fn router(state: &AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/{app}/{file}", get(flv::play))
         .with_state(state.clone());
-    // The HLS and VOD modules provide their own routes:
-    // `crate::hls::routes(state)` (`/{app}/{name}/index.m3u8`, segments) and
-    // `crate::vod::routes(state)` (`/vod/{*path}`), each an `axum::Router`
-    // with its state applied. Merge them here once they exist:
-    //   own.merge(crate::hls::routes(state.clone())).merge(crate::vod::routes(state.clone()))
-    own
+    // The HLS (`/{app}/{name}/{file}`) and VOD (`/vod/{*path}`) modules
+    // bring their own routes, state applied; HLS also starts its follower.
+    own.merge(crate::hls::routes(state))
+        .merge(crate::vod::routes(state))
 }
 
 /// Serves HTTP on `listener` until `state.shutdown` fires (open HTTP-FLV

@@ -24,6 +24,8 @@ use crate::server::AppState;
 const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Buffers per vectored write.
 const MAX_IOVECS: usize = 64;
+/// The application that plays files (`rtmp://HOST/vod/FILE`).
+pub const VOD_APP: &str = "vod";
 /// Time a closing connection gets to flush its last status messages.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -48,6 +50,10 @@ struct Conn {
     publisher: Option<Publisher>,
     subscriber: Option<Subscriber>,
     closing: Option<Instant>,
+    /// A VOD play waiting to be opened (file I/O happens in the loop, not in event handling).
+    vod_request: Option<String>,
+    /// Tags of the VOD file being played, paced by its own task.
+    vod: Option<tokio::sync::mpsc::Receiver<crate::media::Tag>>,
     last_activity: Instant,
     chunk_size: usize,
 }
@@ -74,6 +80,8 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         publisher: None,
         subscriber: None,
         closing: None,
+        vod_request: None,
+        vod: None,
         last_activity: Instant::now(),
         chunk_size,
     };
@@ -159,6 +167,9 @@ impl Conn {
                             if let Err(e) = self.on_bytes(&rbuf[..n]) {
                                 return e;
                             }
+                            if let Some(name) = self.vod_request.take() {
+                                self.open_vod(&name).await;
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                         Err(e) => return End::Error(format!("read: {e}")),
@@ -177,6 +188,9 @@ impl Conn {
                         return End::Error(e.to_string());
                     }
                     self.on_deliveries(&mut deliveries);
+                }
+                t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
+                    self.on_vod_tag(t);
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     return End::Timeout(if self.closing.is_some() {
@@ -240,7 +254,7 @@ impl Conn {
     fn on_event(&mut self, ev: ServerEvent) {
         match ev {
             ServerEvent::Connect { app } => {
-                if self.state.config.app(&app).is_some() {
+                if self.state.config.app(&app).is_some() || app == VOD_APP {
                     self.session.accept_connect();
                     self.app = Some(app);
                 } else {
@@ -277,6 +291,14 @@ impl Conn {
     }
 
     fn on_publish(&mut self, name: &str) {
+        if self.app.as_deref() == Some(VOD_APP) {
+            self.session.reject_publish(
+                "NetStream.Publish.BadName",
+                "the vod application plays files only",
+            );
+            self.close_after_flush();
+            return;
+        }
         let Some(key) = self.key_for(name, "NetStream.Publish.BadName") else {
             return;
         };
@@ -301,6 +323,12 @@ impl Conn {
     }
 
     fn on_play(&mut self, name: &str) {
+        if self.app.as_deref() == Some(VOD_APP) {
+            // Names like `mp4:talk.mp4` or `recordings/live/x.flv`: the VOD
+            // module resolves them and keeps them inside the data directory.
+            self.vod_request = Some(name.to_owned());
+            return;
+        }
         let Some(key) = self.key_for(name, "NetStream.Play.StreamNotFound") else {
             return;
         };
@@ -332,6 +360,57 @@ impl Conn {
         }
     }
 
+    async fn open_vod(&mut self, name: &str) {
+        let roots = crate::vod::VodRoots::under(&self.state.config.data_dir);
+        match crate::vod::rtmp::open(&roots, name).await {
+            Ok(mut playback) => {
+                info!(peer = %self.peer, file = %name, "VOD play");
+                self.session.accept_play(name);
+                self.key = Some(StreamKey::new(VOD_APP, name));
+                // `next()` paces in real time and is not cancel-safe: run it
+                // in its own task and take tags from a channel.
+                let (tx, rx) = tokio::sync::mpsc::channel(64);
+                let shutdown = self.state.shutdown.clone();
+                self.state.tasks.spawn(async move {
+                    loop {
+                        tokio::select! {
+                            t = playback.next() => match t {
+                                Some(tag) => if tx.send(tag).await.is_err() { return },
+                                None => return,
+                            },
+                            () = shutdown.cancelled() => return,
+                            () = tx.closed() => return,
+                        }
+                    }
+                });
+                self.vod = Some(rx);
+            }
+            Err(e) => {
+                info!(peer = %self.peer, file = %name, reason = %e, "VOD play refused");
+                self.session
+                    .reject_play("NetStream.Play.StreamNotFound", &format!("{name}: {e}"));
+                self.close_after_flush();
+            }
+        }
+    }
+
+    fn on_vod_tag(&mut self, tag: Option<crate::media::Tag>) {
+        if let Some(tag) = tag {
+            let bytes = message::media_chunks(&tag, self.chunk_size);
+            self.take_session_output();
+            self.push(bytes);
+        } else {
+            self.vod = None;
+            let name = self
+                .key
+                .as_ref()
+                .map(|k| k.name.clone())
+                .unwrap_or_default();
+            self.session.play_stop(&name);
+            self.close_after_flush();
+        }
+    }
+
     fn on_shutdown(&mut self) {
         let name = self
             .key
@@ -356,6 +435,15 @@ async fn recv_media(
 ) -> Result<(), crate::hub::SubscriberClosed> {
     match sub {
         Some(s) => s.recv(out, 256).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_vod(
+    rx: Option<&mut tokio::sync::mpsc::Receiver<crate::media::Tag>>,
+) -> Option<crate::media::Tag> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

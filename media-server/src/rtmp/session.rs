@@ -427,6 +427,19 @@ impl ServerSession {
         message::user_control(&mut self.out, user_control::STREAM_EOF, MEDIA_STREAM_ID, cs);
     }
 
+    /// Tells a player a VOD file ended (`Play.Stop` + Stream EOF).
+    pub fn play_stop(&mut self, name: &str) {
+        let cs = self.cs;
+        message::status(
+            &mut self.out,
+            "status",
+            "NetStream.Play.Stop",
+            &format!("Stopped playing {name}."),
+            cs,
+        );
+        message::user_control(&mut self.out, user_control::STREAM_EOF, MEDIA_STREAM_ID, cs);
+    }
+
     /// Tells a player its stream is published again.
     pub fn publish_notify(&mut self, name: &str) {
         let cs = self.cs;
