@@ -3,6 +3,7 @@
 //! (Fleetcast / nginx). Servers, publishers and viewers all on loopback.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::procstat::{self, Usage};
+use crate::relay;
 use crate::run::{self, PlayOptions};
 use crate::servers::{self, Server};
 use crate::stats::median;
@@ -109,7 +111,7 @@ pub struct RunResult {
     pub rss_peak_kib: u64,
     /// (peak − before) / viewers, KiB.
     pub rss_per_viewer_kib: f64,
-    /// Publisher start to a waiting viewer's first keyframe, ms.
+    /// Publisher's first byte to a waiting viewer's first keyframe, ms.
     pub publish_to_first_frame_ms: Option<f64>,
     /// Median viewer connect-to-first-keyframe on the running stream, ms.
     pub join_ms: Option<f64>,
@@ -311,42 +313,21 @@ async fn measure(
     ticks: u64,
 ) -> Result<RunResult> {
     let pid = server.proc.pid();
-    let publish_url = format!("rtmp://127.0.0.1:{}/live/bench", server.rtmp_port);
+    let rtmp_url = format!("rtmp://127.0.0.1:{}/live/bench", server.rtmp_port);
     let play_url = match peer {
         Peer::FleetcastFlv => format!(
             "http://127.0.0.1:{}/live/bench.flv",
             server.http_port.unwrap_or(server.rtmp_port)
         ),
-        _ => publish_url.clone(),
+        _ => rtmp_url,
     };
     let target = Target::parse(&play_url)?;
-    // A viewer already waiting (retrying) when the publisher starts.
-    let t0 = Instant::now();
-    let probe = {
-        let target = target.clone();
-        tokio::spawn(async move {
-            run::first_frame(
-                &target,
-                t0,
-                Duration::from_secs(10),
-                Duration::from_millis(20),
-            )
-            .await
-        })
-    };
     let log = opts
         .work_dir
         .join(format!("{}-{viewers}-{round}", peer.slug()))
         .join("publisher.log");
-    let mut publisher = servers::start_publisher(&opts.ffmpeg, &opts.file, &publish_url, &log)?;
-    let first_frame = match probe.await {
-        Ok(Ok(d)) => Some(d.as_secs_f64() * 1000.0),
-        Ok(Err(e)) => {
-            eprintln!("   publish-to-first-frame probe failed: {e:#}");
-            None
-        }
-        Err(e) => bail!("probe task: {e}"),
-    };
+    let (_relay, mut publisher, first_frame) =
+        publish_and_probe(opts, server, &target, &log).await?;
     tokio::time::sleep(opts.settle).await;
     publisher.check_alive()?;
     server.proc.check_alive()?;
@@ -403,6 +384,53 @@ async fn measure(
         bitrate_kbps: report.bitrate_kbps.map(|d| d.median),
         wall_lag_p95_ms: report.wall_lag_ms.map(|d| d.p95),
     })
+}
+
+/// Starts the publisher behind a relay with a viewer already waiting; returns
+/// the relay (it carries the publisher's traffic), the publisher, and the
+/// publisher's-first-byte-to-first-keyframe time in ms.
+async fn publish_and_probe(
+    opts: &CompareOptions,
+    server: &Server,
+    target: &Target,
+    log: &std::path::Path,
+) -> Result<(relay::Relay, servers::Proc, Option<f64>)> {
+    // A viewer already waiting (retrying) when the publisher starts; the
+    // publisher goes through a relay that notes its first byte, so the
+    // figure starts when the publisher talks, not when ffmpeg is launched.
+    let mut relay = relay::start(SocketAddr::from(([127, 0, 0, 1], server.rtmp_port))).await?;
+    let publish_url = format!("rtmp://{}/live/bench", relay.addr);
+    let t0 = Instant::now();
+    let probe = {
+        let target = target.clone();
+        tokio::spawn(async move {
+            run::first_frame(
+                &target,
+                t0,
+                Duration::from_secs(10),
+                Duration::from_millis(10),
+            )
+            .await
+        })
+    };
+    let publisher = servers::start_publisher(&opts.ffmpeg, &opts.file, &publish_url, log)?;
+    let first_frame = match probe.await {
+        Ok(Ok(d)) => {
+            let shown = t0 + d;
+            match tokio::time::timeout(Duration::from_secs(1), &mut relay.first_byte).await {
+                Ok(Ok(first_byte)) => {
+                    Some(shown.saturating_duration_since(first_byte).as_secs_f64() * 1000.0)
+                }
+                _ => None,
+            }
+        }
+        Ok(Err(e)) => {
+            eprintln!("   publish-to-first-frame probe failed: {e:#}");
+            None
+        }
+        Err(e) => bail!("probe task: {e}"),
+    };
+    Ok((relay, publisher, first_frame))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod chunked;
 mod compare;
 mod flv;
 mod procstat;
+mod relay;
 mod run;
 mod servers;
 mod stats;
