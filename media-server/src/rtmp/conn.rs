@@ -52,6 +52,8 @@ struct Conn {
     closing: Option<Instant>,
     /// A VOD play waiting to be opened (file I/O happens in the loop, not in event handling).
     vod_request: Option<String>,
+    /// Directory part of a VOD path that the client put into the app name.
+    vod_dir: Option<String>,
     /// Tags of the VOD file being played, paced by its own task.
     vod: Option<tokio::sync::mpsc::Receiver<crate::media::Tag>>,
     last_activity: Instant,
@@ -81,6 +83,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         subscriber: None,
         closing: None,
         vod_request: None,
+        vod_dir: None,
         vod: None,
         last_activity: Instant::now(),
         chunk_size,
@@ -254,7 +257,14 @@ impl Conn {
     fn on_event(&mut self, ev: ServerEvent) {
         match ev {
             ServerEvent::Connect { app } => {
-                if self.state.config.app(&app).is_some() || app == VOD_APP {
+                // Clients split `rtmp://h/vod/dir/file` as app `vod/dir`,
+                // name `file`: keep the directory part for the file name.
+                let vod_dir = app.strip_prefix("vod/").map(str::to_owned);
+                if let Some(dir) = vod_dir {
+                    self.session.accept_connect();
+                    self.vod_dir = Some(dir);
+                    self.app = Some(VOD_APP.to_owned());
+                } else if self.state.config.app(&app).is_some() || app == VOD_APP {
                     self.session.accept_connect();
                     self.app = Some(app);
                 } else {
@@ -326,7 +336,10 @@ impl Conn {
         if self.app.as_deref() == Some(VOD_APP) {
             // Names like `mp4:talk.mp4` or `recordings/live/x.flv`: the VOD
             // module resolves them and keeps them inside the data directory.
-            self.vod_request = Some(name.to_owned());
+            self.vod_request = Some(match &self.vod_dir {
+                Some(dir) => format!("{dir}/{name}"),
+                None => name.to_owned(),
+            });
             return;
         }
         let Some(key) = self.key_for(name, "NetStream.Play.StreamNotFound") else {
