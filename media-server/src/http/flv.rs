@@ -24,6 +24,8 @@ struct FlvBody {
     deliveries: Vec<Delivery>,
     shutdown: CancellationToken,
     done: bool,
+    /// Earliest time to take media from the hub again (batching, as for RTMP).
+    hold: tokio::time::Instant,
 }
 
 impl FlvBody {
@@ -38,7 +40,11 @@ impl FlvBody {
                 return None;
             }
             tokio::select! {
-                r = self.sub.recv(&mut self.deliveries, 256) => {
+                r = async {
+                    tokio::time::sleep_until(self.hold).await;
+                    self.sub.recv(&mut self.deliveries, 1024).await
+                } => {
+                    self.hold = tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE;
                     if let Err(e) = r {
                         debug!(stream = %self.sub.key(), reason = %e, "HTTP-FLV viewer dropped");
                         return None;
@@ -92,6 +98,7 @@ pub async fn play(
         deliveries: Vec::with_capacity(256),
         shutdown: state.shutdown.clone(),
         done: false,
+        hold: tokio::time::Instant::now(),
     };
     let stream = futures_util::stream::unfold(body, |mut b| async move {
         b.next()

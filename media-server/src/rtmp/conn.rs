@@ -24,6 +24,10 @@ use crate::server::AppState;
 const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Buffers per vectored write.
 const MAX_IOVECS: usize = 64;
+/// After taking media from the hub, a viewer waits this long before taking
+/// more, so each wake-up and each vectored write carries several frames
+/// instead of one: far fewer syscalls per byte for a little latency.
+pub const MEDIA_COALESCE: Duration = Duration::from_millis(50);
 /// The application that plays files (`rtmp://HOST/vod/FILE`).
 pub const VOD_APP: &str = "vod";
 /// Time a closing connection gets to flush its last status messages.
@@ -57,6 +61,8 @@ struct Conn {
     /// Tags of the VOD file being played, paced by its own task.
     vod: Option<tokio::sync::mpsc::Receiver<crate::media::Tag>>,
     last_activity: Instant,
+    /// Earliest time to take media from the hub again (see [`MEDIA_COALESCE`]).
+    media_hold: Instant,
     chunk_size: usize,
 }
 
@@ -86,6 +92,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         vod_dir: None,
         vod: None,
         last_activity: Instant::now(),
+        media_hold: Instant::now(),
         chunk_size,
     };
     let end = conn.run().await;
@@ -186,11 +193,12 @@ impl Conn {
                         return e;
                     }
                 }
-                r = recv_media(self.subscriber.as_mut(), &mut deliveries), if want_media => {
+                r = recv_media(self.subscriber.as_mut(), &mut deliveries, self.media_hold), if want_media => {
                     if let Err(e) = r {
                         return End::Error(e.to_string());
                     }
                     self.on_deliveries(&mut deliveries);
+                    self.media_hold = Instant::now() + MEDIA_COALESCE;
                 }
                 t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
                     self.on_vod_tag(t);
@@ -445,9 +453,15 @@ impl Conn {
 async fn recv_media(
     sub: Option<&mut Subscriber>,
     out: &mut Vec<Delivery>,
+    hold: Instant,
 ) -> Result<(), crate::hub::SubscriberClosed> {
     match sub {
-        Some(s) => s.recv(out, 256).await,
+        Some(s) => {
+            // Both awaits are cancel-safe: the hold is recomputed from the
+            // same instant, and `recv` keeps undelivered frames.
+            tokio::time::sleep_until(hold).await;
+            s.recv(out, 1024).await
+        }
         None => std::future::pending().await,
     }
 }
