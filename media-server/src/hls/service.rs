@@ -191,3 +191,68 @@ impl HlsService {
         self.config.target_ms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::testdata::stream;
+    use crate::hub::HubConfig;
+
+    async fn wait_for(
+        service: &HlsService,
+        key: &StreamKey,
+        what: impl Fn(&str) -> bool,
+    ) -> String {
+        for _ in 0..200 {
+            if let Some(p) = service.playlist(key)
+                && what(&p)
+            {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("playlist never matched: {:?}", service.playlist(key));
+    }
+
+    #[tokio::test]
+    async fn follows_publications_through_the_hub() {
+        let hub = Hub::new(HubConfig::default());
+        let service = HlsService::new(hub.clone(), &HlsConfig::default());
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        service.start(&tasks, shutdown.clone());
+        // Let the follower subscribe to publication events.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let key = StreamKey::new("live", "t");
+        assert!(service.playlist(&key).is_none());
+
+        let publisher = hub.publish(&key).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for tag in stream(0, 7000, 1000) {
+            publisher.send(tag);
+            tokio::task::yield_now().await;
+        }
+        let p = wait_for(&service, &key, |p| p.contains("seg-4000.ts")).await;
+        assert!(p.contains("seg-0.ts") && p.contains("seg-2000.ts"), "{p}");
+        assert!(service.segment(&key, "seg-2000.ts").is_some());
+
+        drop(publisher);
+        let p = wait_for(&service, &key, |p| p.contains("#EXT-X-ENDLIST")).await;
+        assert!(p.contains("seg-6000.ts"), "{p}");
+
+        // Republish: the timeline continues after a discontinuity.
+        let publisher = hub.publish(&key).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for tag in stream(0, 5000, 1000) {
+            publisher.send(tag);
+            tokio::task::yield_now().await;
+        }
+        let p = wait_for(&service, &key, |p| p.contains("#EXT-X-DISCONTINUITY\n")).await;
+        assert!(!p.contains("#EXT-X-ENDLIST"), "{p}");
+        drop(publisher);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}
