@@ -24,9 +24,13 @@ lint: ## cargo fmt --check and clippy with warnings denied
 test: deps lint ## Run every test: installs what is missing, lints, runs all tiers
 	tests/run-all
 
+.PHONY: cluster-build
+cluster-build: ## Build etcd, the Kubernetes components and helm from their Go modules (cached)
+	tests/cluster/build
+
 .PHONY: cluster-up
 cluster-up: ## Start the local Kubernetes control plane (prints export KUBECONFIG=...)
-	tests/cluster/up
+	@tests/cluster/up
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local Kubernetes control plane
