@@ -99,6 +99,9 @@ pub struct RunResult {
     pub ok: usize,
     /// Server CPU seconds (user + system, process and children) during the viewer run.
     pub server_cpu_s: f64,
+    /// Server write system calls per video frame delivered (batching: below 1
+    /// means several frames per call).
+    pub writes_per_frame: Option<f64>,
     /// CPU seconds of this tool during the viewer run.
     pub bench_cpu_s: f64,
     /// Bytes viewers read.
@@ -286,12 +289,13 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                 server.proc.stop();
                 let r = r?;
                 eprintln!(
-                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  rss {:.1} KiB/viewer  first frame {} ms  join {} ms",
+                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms",
                     r.ok,
                     viewers,
                     r.server_cpu_s,
                     r.bench_cpu_s,
                     r.cpu_s_per_gbit.unwrap_or(f64::NAN),
+                    cell(r.writes_per_frame, 2),
                     r.rss_per_viewer_kib,
                     cell(r.publish_to_first_frame_ms, 0),
                     cell(r.join_ms, 0),
@@ -364,7 +368,7 @@ async fn measure(
     let report = report?;
     server.proc.check_alive()?;
 
-    let cpu_s = (after.cpu_ticks - before.cpu_ticks) as f64 / ticks as f64;
+    let cpu_s = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 / ticks as f64;
     let gbit = report.total_bytes as f64 * 8.0 / 1e9;
     let rss_peak = peak.load(Ordering::Relaxed).max(after.rss_kib);
     Ok(RunResult {
@@ -373,7 +377,12 @@ async fn measure(
         round,
         ok: report.ok,
         server_cpu_s: cpu_s,
-        bench_cpu_s: (bench_after.cpu_ticks - bench_before.cpu_ticks) as f64 / ticks as f64,
+        writes_per_frame: (report.total_video_frames > 0).then(|| {
+            after.write_calls.saturating_sub(before.write_calls) as f64
+                / report.total_video_frames as f64
+        }),
+        bench_cpu_s: bench_after.cpu_ticks.saturating_sub(bench_before.cpu_ticks) as f64
+            / ticks as f64,
         bytes: report.total_bytes,
         cpu_s_per_gbit: (gbit > 0.0).then(|| cpu_s / gbit),
         rss_before_kib: before.rss_kib,
@@ -444,6 +453,7 @@ mod tests {
             round,
             ok: viewers,
             server_cpu_s: 1.0,
+            writes_per_frame: Some(1.0),
             bench_cpu_s: 1.0,
             bytes: 1_250_000_000,
             cpu_s_per_gbit: Some(cpu_per_gbit),

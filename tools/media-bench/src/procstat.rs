@@ -12,6 +12,8 @@ pub struct Usage {
     pub cpu_ticks: u64,
     /// Sum of `VmRSS` in KiB.
     pub rss_kib: u64,
+    /// Write-type system calls (`syscw` in `/proc/PID/io`).
+    pub write_calls: u64,
 }
 
 /// utime + stime (fields 14 and 15) and the parent pid (field 4) from the
@@ -33,6 +35,13 @@ pub fn parse_vm_rss(text: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// `syscw` (write, writev, send... calls) from the text of `/proc/PID/io`.
+pub fn parse_write_calls(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Usage of `pid` plus its direct children (nginx's workers).
@@ -60,6 +69,8 @@ pub fn usage_with_children(pid: u32) -> Result<Usage> {
             .with_context(|| format!("read /proc/{p}/status"))?;
         usage.cpu_ticks += parse_stat(&stat).map_or(0, |(_, t)| t);
         usage.rss_kib += parse_vm_rss(&status).unwrap_or(0);
+        let io = std::fs::read_to_string(dir.join("io")).unwrap_or_default();
+        usage.write_calls += parse_write_calls(&io).unwrap_or(0);
     }
     Ok(usage)
 }
@@ -91,6 +102,13 @@ mod tests {
         let text = "Name:\tnginx\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(text), Some(12345));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn parses_write_calls() {
+        let text = "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4567\nread_bytes: 0\n";
+        assert_eq!(parse_write_calls(text), Some(4567));
+        assert_eq!(parse_write_calls(""), None);
     }
 
     #[test]

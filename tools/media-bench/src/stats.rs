@@ -169,6 +169,8 @@ pub struct Report {
     pub duration_s: f64,
     /// Bytes read by all viewers.
     pub total_bytes: u64,
+    /// Video frames received by all viewers.
+    pub total_video_frames: u64,
     /// total bytes * 8 / run length, Mbit/s.
     pub aggregate_mbps: f64,
     /// Per-viewer average bitrate, kbit/s.
@@ -215,6 +217,7 @@ impl Report {
             failures,
             duration_s,
             total_bytes,
+            total_video_frames: viewers.iter().map(|v| v.video_frames).sum(),
             aggregate_mbps: if duration_s > 0.0 {
                 total_bytes as f64 * 8.0 / duration_s / 1e6
             } else {
