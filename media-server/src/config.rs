@@ -43,6 +43,8 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogConfig,
+    /// Who may publish.
+    pub auth: AuthConfig,
     /// Edge settings; required when `role` is `edge`, ignored otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge: Option<EdgeConfig>,
@@ -115,6 +117,18 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `fleetcast_media=debug`; `RUST_LOG` wins when set.
     pub level: String,
+}
+
+/// Publish authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A file holding the publish token (surrounding whitespace ignored).
+    /// When set, publishers must add `?token=TOKEN` to the stream name
+    /// (`rtmp://HOST/live/NAME?token=TOKEN`, or the OBS stream key
+    /// `NAME?token=TOKEN`); others get `NetStream.Publish.BadAuth`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_token_file: Option<PathBuf>,
 }
 
 /// Log line format.
@@ -224,6 +238,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
             edge: None,
         }
     }
@@ -340,9 +355,23 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::from_yaml_str(&text)?;
+        let mut config = Self::from_yaml_str(&text)?;
+        config.expand_env(|name| std::env::var(name).ok());
         config.validate()?;
         Ok(config)
+    }
+
+    /// Expands `${VAR}` in per-pod values (`edge.balancing.advertise`, so one
+    /// config map serves every pod of a pool); `FLEETCAST_ADVERTISE`, when
+    /// set, replaces `advertise` outright. Unknown variables expand to "".
+    pub fn expand_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(edge) = &mut self.edge {
+            if let Some(adv) = lookup("FLEETCAST_ADVERTISE") {
+                edge.balancing.advertise = Some(adv);
+            } else if let Some(adv) = &edge.balancing.advertise {
+                edge.balancing.advertise = Some(expand_vars(adv, &lookup));
+            }
+        }
     }
 
     /// The live application with this name, if configured.
@@ -492,6 +521,25 @@ fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
     }
 }
 
+/// Replaces `${NAME}` with `lookup(NAME)` (empty when unset).
+pub fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        if let Some(end) = after.find('}') {
+            out.push_str(&lookup(&after[..end]).unwrap_or_default());
+            rest = &after[end + 1..];
+        } else {
+            out.push_str(&rest[start..]);
+            rest = "";
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// App and stream names: one URL path segment of safe characters, so they can
 /// also name files and never escape a directory.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -599,6 +647,31 @@ edge: { upstreams: [ \"ftp://x\" ], balancing: { mode: redirect, peers: [a] } }
         assert!(err.contains("appears twice"), "{err}");
         assert!(err.contains("edge.upstreams[0]"), "{err}");
         assert!(err.contains("edge.balancing.advertise"), "{err}");
+    }
+
+    #[test]
+    fn advertise_expands_pod_variables() {
+        let mut c = Config {
+            role: Role::Edge,
+            edge: Some(EdgeConfig {
+                upstreams: vec!["rtmp://o:1935".into()],
+                balancing: BalancingConfig {
+                    mode: BalancingMode::Redirect,
+                    peers: vec!["a:8080".into()],
+                    advertise: Some("${POD_IP}:8080".into()),
+                    ..BalancingConfig::default()
+                },
+                ..EdgeConfig::default()
+            }),
+            ..Config::default()
+        };
+        c.expand_env(|v| (v == "POD_IP").then(|| "10.1.2.3".to_owned()));
+        let adv = c.edge.as_ref().unwrap().balancing.advertise.clone();
+        assert_eq!(adv.as_deref(), Some("10.1.2.3:8080"));
+        c.expand_env(|v| (v == "FLEETCAST_ADVERTISE").then(|| "edge-0:80".to_owned()));
+        let adv = c.edge.as_ref().unwrap().balancing.advertise.clone();
+        assert_eq!(adv.as_deref(), Some("edge-0:80"));
+        assert_eq!(expand_vars("a${X}b${Y", |_| Some("1".into())), "a1b${Y");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub fn rtmp_session(data: &[u8]) {
                 for ev in events {
                     match ev {
                         crate::rtmp::ServerEvent::Connect { .. } => s.accept_connect(),
-                        crate::rtmp::ServerEvent::Publish { name } => s.accept_publish(&name),
+                        crate::rtmp::ServerEvent::Publish { name, .. } => s.accept_publish(&name),
                         crate::rtmp::ServerEvent::Play { name } => s.accept_play(&name),
                         _ => {}
                     }

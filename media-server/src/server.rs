@@ -32,6 +32,52 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     /// Background tasks to wait for on shutdown (recorders, segmenters, connections).
     pub tasks: TaskTracker,
+    /// Who may publish.
+    pub publish_auth: Arc<PublishAuth>,
+}
+
+/// Publish authorization, from `auth.publish_token_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishAuth {
+    /// Anyone may publish to a configured app.
+    Open,
+    /// Publishers must pass `?token=` with this value.
+    Token(String),
+    /// The token file could not be read: nobody may publish (fail closed).
+    Unreadable,
+}
+
+impl PublishAuth {
+    /// Reads the token file of `config`, if any.
+    pub fn from_config(config: &Config) -> Self {
+        let Some(path) = &config.auth.publish_token_file else {
+            return Self::Open;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(t) if !t.trim().is_empty() => Self::Token(t.trim().to_owned()),
+            Ok(_) => {
+                warn!(path = %path.display(), "publish token file is empty: refusing every publisher");
+                Self::Unreadable
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "publish token file unreadable: refusing every publisher");
+                Self::Unreadable
+            }
+        }
+    }
+
+    /// True when a publish whose stream name carried `query` may go ahead.
+    pub fn allows(&self, query: Option<&str>) -> bool {
+        match self {
+            Self::Open => true,
+            Self::Unreadable => false,
+            Self::Token(want) => query.is_some_and(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .any(|(k, v)| k == "token" && v.as_bytes() == want.as_bytes())
+            }),
+        }
+    }
 }
 
 impl AppState {
@@ -42,12 +88,14 @@ impl AppState {
             ..HubConfig::default()
         });
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let publish_auth = Arc::new(PublishAuth::from_config(&config));
         Self {
             config: Arc::new(config),
             hub,
             shutdown,
             connections,
             tasks: TaskTracker::new(),
+            publish_auth,
         }
     }
 }
@@ -157,5 +205,28 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_token_must_match() {
+        let auth = PublishAuth::Token("s3cret".into());
+        assert!(auth.allows(Some("token=s3cret")));
+        assert!(auth.allows(Some("x=1&token=s3cret")));
+        assert!(!auth.allows(Some("token=nope")));
+        assert!(!auth.allows(None));
+        assert!(PublishAuth::Open.allows(None));
+        assert!(!PublishAuth::Unreadable.allows(Some("token=s3cret")));
+        let config = Config {
+            auth: crate::config::AuthConfig {
+                publish_token_file: Some("/nonexistent/token".into()),
+            },
+            ..Config::default()
+        };
+        assert_eq!(PublishAuth::from_config(&config), PublishAuth::Unreadable);
     }
 }

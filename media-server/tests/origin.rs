@@ -288,3 +288,27 @@ fn sigterm_tells_clients_and_exits_cleanly() {
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }
+
+#[test]
+fn publishing_needs_the_token_when_one_is_configured() {
+    require("ffmpeg");
+    let token_dir = TempDir::new("token");
+    let token_file = token_dir.0.join("publish-token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let line = format!(
+        "auth: {{ publish_token_file: \"{}\" }}",
+        token_file.display()
+    );
+    let server = Server::start_with(&[&line]);
+    let refused = publish(&server.rtmp_url("live", "cam?token=wrong"), 2);
+    let out = output_bounded(
+        refused,
+        Duration::from_secs(30),
+        "publisher with a wrong token",
+    );
+    assert!(!out.status.success(), "a wrong token must be refused");
+    let mut ok = publish(&server.rtmp_url("live", "cam?token=s3cret"), 3);
+    server.wait_live("live", "cam");
+    assert!(wait_bounded(&mut ok, Duration::from_secs(30), "publisher with the token").success());
+    assert!(server.log().contains("bad or missing token"));
+}

@@ -282,7 +282,23 @@ impl Conn {
                     self.close_after_flush();
                 }
             }
-            ServerEvent::Publish { name } => self.on_publish(&name),
+            ServerEvent::Publish { name, query } => {
+                if self.state.publish_auth.allows(query.as_deref()) {
+                    self.on_publish(&name);
+                } else {
+                    info!(peer = %self.peer, %name, "publish refused: bad or missing token");
+                    self.state
+                        .hub
+                        .metrics()
+                        .publish_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.session.reject_publish(
+                        "NetStream.Publish.BadAuth",
+                        "invalid or missing publish token",
+                    );
+                    self.close_after_flush();
+                }
+            }
             ServerEvent::Play { name } => self.on_play(&name),
             ServerEvent::Media(tag) => {
                 if let Some(p) = &self.publisher {

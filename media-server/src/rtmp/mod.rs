@@ -9,8 +9,8 @@
 //! allows, and the I/O layer must own vectored, batched writes.
 
 pub mod chunk;
-pub mod conn;
 pub mod client;
+pub mod conn;
 pub mod handshake;
 pub mod message;
 pub mod session;

@@ -36,6 +36,8 @@ pub enum ServerEvent {
     Publish {
         /// Stream name (query string removed).
         name: String,
+        /// The query string after `?` in the name, if any (e.g. `token=...`).
+        query: Option<String>,
     },
     /// `play`; answer with `accept_play`/`reject_play`.
     Play {
@@ -276,14 +278,13 @@ impl ServerSession {
                         cmd.name
                     )));
                 }
-                let name = cmd
-                    .arg_str(0)
-                    .map(|n| message::strip_query(n).to_owned())
-                    .ok_or_else(|| {
-                        RtmpError::Protocol(format!("{} without a stream name", cmd.name))
-                    })?;
+                let raw = cmd.arg_str(0).ok_or_else(|| {
+                    RtmpError::Protocol(format!("{} without a stream name", cmd.name))
+                })?;
+                let name = message::strip_query(raw).to_owned();
+                let query = raw.split_once('?').map(|(_, q)| q.to_owned());
                 events.push(if cmd.name == "publish" {
-                    ServerEvent::Publish { name }
+                    ServerEvent::Publish { name, query }
                 } else {
                     ServerEvent::Play { name }
                 });

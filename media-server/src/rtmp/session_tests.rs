@@ -45,7 +45,7 @@ fn pump(
 fn accept_all(s: &mut ServerSession, ev: &ServerEvent) {
     match ev {
         ServerEvent::Connect { .. } => s.accept_connect(),
-        ServerEvent::Publish { name } => s.accept_publish(name),
+        ServerEvent::Publish { name, .. } => s.accept_publish(name),
         ServerEvent::Play { name } => s.accept_play(name),
         _ => {}
     }
@@ -57,7 +57,13 @@ fn publish_flow_delivers_media_and_metadata() {
     let mut c = ClientSession::new(Mode::Publish, "rtmp://h/live", "live", "cam?key=1", 1 << 20);
     let (sev, cev) = pump(&mut s, &mut c, &mut accept_all);
     assert_eq!(sev[0], ServerEvent::Connect { app: "live".into() });
-    assert_eq!(sev[1], ServerEvent::Publish { name: "cam".into() });
+    assert_eq!(
+        sev[1],
+        ServerEvent::Publish {
+            name: "cam".into(),
+            query: Some("key=1".into())
+        }
+    );
     assert!(cev.contains(&ClientEvent::Started));
     let meta = crate::amf0::encode_all(&[
         crate::amf0::Value::string("@setDataFrame"),
