@@ -13,7 +13,9 @@ pub mod client;
 pub mod conn;
 pub mod handshake;
 pub mod message;
+pub mod pull;
 pub mod session;
 
 pub use client::{ClientEvent, ClientSession, Mode};
+pub use pull::{PullError, Puller, Pusher};
 pub use session::{RtmpError, ServerEvent, ServerSession, SessionConfig};
