@@ -267,8 +267,8 @@ impl Hub {
         infos
     }
 
-    /// Refuses new publishers and ends every live stream's subscribers'
-    /// waiting (used on shutdown).
+    /// Refuses new publishers from now on (used on shutdown; the
+    /// connections end the existing publications themselves).
     pub fn close(&self) {
         self.inner
             .closing
