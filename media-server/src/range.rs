@@ -154,6 +154,48 @@ pub fn not_modified_since(value: &str, modified: SystemTime) -> bool {
         && httpdate::parse_http_date(value.trim()).is_ok_and(|date| truncate_secs(modified) <= date)
 }
 
+/// Fuzz entry (`fuzz/fuzz_targets/http_range.rs`, corpus replayed by
+/// `tests/fuzz_corpus.rs`): the first 8 bytes are the representation length,
+/// the rest is split on newlines into `Range`, `If-Range`, `If-None-Match`
+/// and a VOD request path. Checks that every answer is inside the file.
+pub fn fuzz_headers(data: &[u8]) {
+    let (len, rest) = data.split_at(data.len().min(8));
+    let mut n = [0u8; 8];
+    n[..len.len()].copy_from_slice(len);
+    let len = u64::from_be_bytes(n);
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.split('\n');
+    let (range, if_range, inm, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let answer = parse_range(range, len);
+    if let RangeRequest::Partial { start, end } = answer {
+        assert!(
+            start <= end && end < len,
+            "{range:?} of {len} gave {start}-{end}"
+        );
+    }
+    let _ = answer.content_range(len);
+    let modified = UNIX_EPOCH + Duration::from_secs(len % (1 << 34));
+    let tag = etag(len, modified);
+    let _ = if_range_matches(if_range, &tag, modified);
+    let _ = if_none_match(inm, &tag);
+    let _ = not_modified_since(if_range, modified);
+    if let Some(decoded) = crate::vod::path::percent_decode(path)
+        && let Ok(parts) = crate::vod::path::plain_components(&decoded)
+    {
+        for p in parts {
+            assert!(
+                !p.is_empty() && p != ".." && !p.contains(['/', '\\', '\0']),
+                "{path:?} passed as {p:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +301,26 @@ mod tests {
             modified
         ));
         assert!(!not_modified_since("nonsense", modified));
+    }
+
+    /// A bounded pseudo-random sweep of the fuzz entry on top of the corpus.
+    #[test]
+    fn fuzz_entry_survives_random_input() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"bytes=-0123456789,; \n\"W/%2e./*abcGMT";
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = usize::try_from(x % 64).unwrap();
+            let mut data = (x % 5000).to_be_bytes().to_vec();
+            let mut y = x;
+            for _ in 0..n {
+                y = y.rotate_left(5).wrapping_mul(0x2545_f491_4f6c_dd1d);
+                data.push(alphabet[usize::try_from(y % alphabet.len() as u64).unwrap()]);
+            }
+            fuzz_headers(&data);
+        }
     }
 
     /// Every parse result is inside the representation.

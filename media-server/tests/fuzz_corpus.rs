@@ -64,3 +64,8 @@ fn flv_tags_corpus() {
     .unwrap();
     assert_eq!(fleetcast_media::flv::parse_all(&data).unwrap().len(), 5);
 }
+
+#[test]
+fn http_range_corpus() {
+    replay("http_range", fleetcast_media::range::fuzz_headers);
+}
