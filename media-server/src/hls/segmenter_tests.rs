@@ -199,6 +199,7 @@ fn segments_parse_as_transport_streams() {
     let mut reader = TsPacketReader::new(&first.data[..]);
     let mut pids = Vec::new();
     let mut counters = std::collections::HashMap::new();
+    let mut last_pcr = None;
     while let Some(p) = reader.read_ts_packet().unwrap() {
         let pid = p.header.pid.as_u16();
         let cc = p.header.continuity_counter.as_u8();
@@ -206,6 +207,18 @@ fn segments_parse_as_transport_streams() {
             assert_eq!(cc, (prev + 1) % 16, "pid {pid:#x}");
         } else {
             assert_eq!(cc, 0);
+        }
+        if let Some(pcr) = p.adaptation_field.as_ref().and_then(|a| a.pcr.as_ref()) {
+            last_pcr = Some(pcr.as_u64() / 300);
+        }
+        if let (Some(TsPayload::PesStart(pes)), Some(pcr)) = (&p.payload, last_pcr) {
+            let dts = pes
+                .header
+                .dts
+                .as_ref()
+                .unwrap_or(pes.header.pts.as_ref().unwrap())
+                .as_u64();
+            assert!(dts >= pcr, "PES dts {dts} before the PCR {pcr}");
         }
         if let Some(TsPayload::Pmt(pmt)) = &p.payload {
             let types: Vec<u8> = pmt.es_info.iter().map(|e| e.stream_type as u8).collect();

@@ -34,6 +34,11 @@ pub struct TsMuxer {
     counters: Counters,
 }
 
+/// The PCR runs this far (100 ms, 90 kHz) behind the decode time it rides
+/// with, so audio interleaved just before a video frame is never late for
+/// strict decoders.
+const PCR_LEAD: u64 = 9000;
+
 /// Milliseconds to the 90 kHz MPEG clock.
 fn to_90k(ms: i64) -> u64 {
     u64::try_from(ms.max(0)).unwrap_or(0).wrapping_mul(90)
@@ -106,7 +111,7 @@ impl TsMuxer {
                         stream_id: 0xe0,
                         pts,
                         dts,
-                        pcr: Some(dts),
+                        pcr: Some(dts.saturating_sub(PCR_LEAD)),
                         random_access: keyframe,
                         payload: &es,
                     },
@@ -142,7 +147,7 @@ impl TsMuxer {
                 pts: ts,
                 dts: ts,
                 // Audio-only programs carry their PCR on the audio PID.
-                pcr: audio_only.then_some(ts),
+                pcr: audio_only.then_some(ts.saturating_sub(PCR_LEAD)),
                 random_access: audio_only,
                 payload: &es,
             },
