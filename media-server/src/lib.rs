@@ -15,5 +15,7 @@ pub mod media;
 pub mod rtmp;
 pub mod server;
 pub mod ts;
+pub mod range;
 pub mod http_file;
 pub mod vod;
+pub mod record;
