@@ -97,6 +97,8 @@ pub struct RunResult {
     pub round: usize,
     /// Viewers that received video to the end.
     pub ok: usize,
+    /// Viewers that failed, by reason.
+    pub failures: BTreeMap<String, usize>,
     /// Server CPU seconds (user + system, process and children) during the viewer run.
     pub server_cpu_s: f64,
     /// Server write system calls per video frame delivered (batching: below 1
@@ -289,7 +291,7 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                 server.proc.stop();
                 let r = r?;
                 eprintln!(
-                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms",
+                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms  {} kbit/s  lag p95 {} ms",
                     r.ok,
                     viewers,
                     r.server_cpu_s,
@@ -299,7 +301,12 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                     r.rss_per_viewer_kib,
                     cell(r.publish_to_first_frame_ms, 0),
                     cell(r.join_ms, 0),
+                    cell(r.bitrate_kbps, 0),
+                    cell(r.wall_lag_p95_ms, 0),
                 );
+                for (reason, n) in &r.failures {
+                    eprintln!("   failed: {n} x {reason}");
+                }
                 results.push(r);
             }
         }
@@ -376,6 +383,7 @@ async fn measure(
         viewers,
         round,
         ok: report.ok,
+        failures: report.failures.clone(),
         server_cpu_s: cpu_s,
         writes_per_frame: (report.total_video_frames > 0).then(|| {
             after.write_calls.saturating_sub(before.write_calls) as f64
@@ -452,6 +460,7 @@ mod tests {
             viewers,
             round,
             ok: viewers,
+            failures: BTreeMap::new(),
             server_cpu_s: 1.0,
             writes_per_frame: Some(1.0),
             bench_cpu_s: 1.0,
