@@ -104,6 +104,8 @@ pub struct RunResult {
     /// Server write system calls per video frame delivered (batching: below 1
     /// means several frames per call).
     pub writes_per_frame: Option<f64>,
+    /// The machine's 1-minute load average when the viewers started.
+    pub load_average: Option<f64>,
     /// CPU seconds of this tool during the viewer run.
     pub bench_cpu_s: f64,
     /// Bytes viewers read.
@@ -291,7 +293,7 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                 server.proc.stop();
                 let r = r?;
                 eprintln!(
-                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms  {} kbit/s  lag p95 {} ms",
+                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms  {} kbit/s  lag p95 {} ms  load {}",
                     r.ok,
                     viewers,
                     r.server_cpu_s,
@@ -303,6 +305,7 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                     cell(r.join_ms, 0),
                     cell(r.bitrate_kbps, 0),
                     cell(r.wall_lag_p95_ms, 0),
+                    cell(r.load_average, 1),
                 );
                 for (reason, n) in &r.failures {
                     eprintln!("   failed: {n} x {reason}");
@@ -343,6 +346,7 @@ async fn measure(
     publisher.check_alive()?;
     server.proc.check_alive()?;
 
+    let load = procstat::load_average();
     let before = procstat::usage_with_children(pid)?;
     let bench_before = procstat::usage_with_children(std::process::id())?;
     let peak = Arc::new(AtomicU64::new(before.rss_kib));
@@ -385,10 +389,12 @@ async fn measure(
         ok: report.ok,
         failures: report.failures.clone(),
         server_cpu_s: cpu_s,
-        writes_per_frame: (report.total_video_frames > 0).then(|| {
-            after.write_calls.saturating_sub(before.write_calls) as f64
-                / report.total_video_frames as f64
-        }),
+        writes_per_frame: after
+            .write_calls
+            .zip(before.write_calls)
+            .filter(|_| report.total_video_frames > 0)
+            .map(|(a, b)| a.saturating_sub(b) as f64 / report.total_video_frames as f64),
+        load_average: load,
         bench_cpu_s: bench_after.cpu_ticks.saturating_sub(bench_before.cpu_ticks) as f64
             / ticks as f64,
         bytes: report.total_bytes,
@@ -463,6 +469,7 @@ mod tests {
             failures: BTreeMap::new(),
             server_cpu_s: 1.0,
             writes_per_frame: Some(1.0),
+            load_average: None,
             bench_cpu_s: 1.0,
             bytes: 1_250_000_000,
             cpu_s_per_gbit: Some(cpu_per_gbit),

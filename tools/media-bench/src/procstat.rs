@@ -6,14 +6,15 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 /// CPU and memory of a set of processes at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
     /// utime + stime in clock ticks.
     pub cpu_ticks: u64,
     /// Sum of `VmRSS` in KiB.
     pub rss_kib: u64,
-    /// Write-type system calls (`syscw` in `/proc/PID/io`).
-    pub write_calls: u64,
+    /// Write-type system calls (`syscw` in `/proc/PID/io`); `None` when a
+    /// process's counters are not readable (another user's, e.g. nginx's worker).
+    pub write_calls: Option<u64>,
 }
 
 /// utime + stime (fields 14 and 15) and the parent pid (field 4) from the
@@ -60,7 +61,11 @@ pub fn usage_with_children(pid: u32) -> Result<Usage> {
             pids.push(child);
         }
     }
-    let mut usage = Usage::default();
+    let mut usage = Usage {
+        cpu_ticks: 0,
+        rss_kib: 0,
+        write_calls: Some(0),
+    };
     for p in pids {
         let dir = Path::new("/proc").join(p.to_string());
         let stat = std::fs::read_to_string(dir.join("stat"))
@@ -69,10 +74,21 @@ pub fn usage_with_children(pid: u32) -> Result<Usage> {
             .with_context(|| format!("read /proc/{p}/status"))?;
         usage.cpu_ticks += parse_stat(&stat).map_or(0, |(_, t)| t);
         usage.rss_kib += parse_vm_rss(&status).unwrap_or(0);
-        let io = std::fs::read_to_string(dir.join("io")).unwrap_or_default();
-        usage.write_calls += parse_write_calls(&io).unwrap_or(0);
+        let io = std::fs::read_to_string(dir.join("io")).ok();
+        let calls = io.as_deref().and_then(parse_write_calls);
+        usage.write_calls = usage.write_calls.zip(calls).map(|(a, b)| a + b);
     }
     Ok(usage)
+}
+
+/// The 1-minute load average (how busy the machine was).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Clock ticks per second for `/proc` CPU times (`getconf CLK_TCK`, 100 when unknown).
