@@ -39,6 +39,8 @@ enum End {
     PeerClosed,
     Error(String),
     Timeout(&'static str),
+    /// The viewer kept falling behind the stream.
+    TooSlow,
     Done,
 }
 
@@ -107,6 +109,9 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         }
         End::Timeout(what) => {
             info!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), "RTMP connection closed: {what} timeout");
+        }
+        End::TooSlow => {
+            info!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), "RTMP viewer disconnected: kept falling behind");
         }
         End::PeerClosed | End::Done => {
             debug!(peer = %conn.peer, "RTMP connection closed");
@@ -194,8 +199,8 @@ impl Conn {
                     }
                 }
                 r = recv_media(self.subscriber.as_mut(), &mut deliveries, self.media_hold), if want_media => {
-                    if let Err(e) = r {
-                        return End::Error(e.to_string());
+                    if r.is_err() {
+                        return End::TooSlow;
                     }
                     self.on_deliveries(&mut deliveries);
                     self.media_hold = Instant::now() + MEDIA_COALESCE;
