@@ -214,6 +214,11 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
     let namespace = mc
         .namespace()
         .ok_or_else(|| Error::MissingNamespace(mc.name_any()))?;
+    if mc.metadata.deletion_timestamp.is_some() {
+        // Being deleted: the garbage collector removes the children; writing
+        // them again would fight it.
+        return Ok(Action::await_change());
+    }
     if mc.spec.paused {
         ctx.write_status(mc, &ctx.stores.workloads(mc), &Outcome::Paused)
             .await?;
