@@ -4,6 +4,8 @@
 
 // Test crate: panics are the failure reports.
 #![allow(clippy::unwrap_used, clippy::doc_markdown, clippy::too_many_lines)]
+// Metric values compared here are small integers, exact in f64.
+#![allow(clippy::float_cmp)]
 
 mod common;
 

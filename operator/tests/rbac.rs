@@ -103,10 +103,11 @@ async fn operator_works_under_exactly_its_role() {
 
     let docs = rbac_for(&ns.name);
     let _cleanup = ClusterScoped(&cluster, format!("fleetcast-operator-{}", ns.name));
-    let yaml: String = docs
-        .iter()
-        .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
-        .collect();
+    let mut yaml = String::new();
+    for doc in &docs {
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml_ng::to_string(doc).unwrap());
+    }
     kubectl_stdin(&cluster, &["apply", "-f", "-"], &yaml);
     let token = kubectl_stdin(
         &cluster,
