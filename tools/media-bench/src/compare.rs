@@ -101,9 +101,6 @@ pub struct RunResult {
     pub failures: BTreeMap<String, usize>,
     /// Server CPU seconds (user + system, process and children) during the viewer run.
     pub server_cpu_s: f64,
-    /// Server write system calls per video frame delivered (batching: below 1
-    /// means several frames per call).
-    pub writes_per_frame: Option<f64>,
     /// The machine's 1-minute load average when the viewers started.
     pub load_average: Option<f64>,
     /// CPU seconds of this tool during the viewer run.
@@ -293,13 +290,12 @@ pub async fn compare(opts: &CompareOptions) -> Result<Vec<RunResult>> {
                 server.proc.stop();
                 let r = r?;
                 eprintln!(
-                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  {} writes/frame  rss {:.1} KiB/viewer  first frame {} ms  join {} ms  {} kbit/s  lag p95 {} ms  load {}",
+                    "   ok {}/{}  cpu {:.2} s (bench {:.2} s)  {:.3} s/Gbit  rss {:.1} KiB/viewer  first frame {} ms  join {} ms  {} kbit/s  lag p95 {} ms  load {}",
                     r.ok,
                     viewers,
                     r.server_cpu_s,
                     r.bench_cpu_s,
                     r.cpu_s_per_gbit.unwrap_or(f64::NAN),
-                    cell(r.writes_per_frame, 2),
                     r.rss_per_viewer_kib,
                     cell(r.publish_to_first_frame_ms, 0),
                     cell(r.join_ms, 0),
@@ -389,11 +385,6 @@ async fn measure(
         ok: report.ok,
         failures: report.failures.clone(),
         server_cpu_s: cpu_s,
-        writes_per_frame: after
-            .write_calls
-            .zip(before.write_calls)
-            .filter(|_| report.total_video_frames > 0)
-            .map(|(a, b)| a.saturating_sub(b) as f64 / report.total_video_frames as f64),
         load_average: load,
         bench_cpu_s: bench_after.cpu_ticks.saturating_sub(bench_before.cpu_ticks) as f64
             / ticks as f64,
@@ -468,7 +459,6 @@ mod tests {
             ok: viewers,
             failures: BTreeMap::new(),
             server_cpu_s: 1.0,
-            writes_per_frame: Some(1.0),
             load_average: None,
             bench_cpu_s: 1.0,
             bytes: 1_250_000_000,

@@ -6,15 +6,12 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 /// CPU and memory of a set of processes at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// utime + stime in clock ticks.
     pub cpu_ticks: u64,
     /// Sum of `VmRSS` in KiB.
     pub rss_kib: u64,
-    /// Write-type system calls (`syscw` in `/proc/PID/io`); `None` when a
-    /// process's counters are not readable (another user's, e.g. nginx's worker).
-    pub write_calls: Option<u64>,
 }
 
 /// utime + stime (fields 14 and 15) and the parent pid (field 4) from the
@@ -38,13 +35,6 @@ pub fn parse_vm_rss(text: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// `syscw` (write, writev, send... calls) from the text of `/proc/PID/io`.
-pub fn parse_write_calls(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("syscw:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Usage of `pid` plus its direct children (nginx's workers).
 pub fn usage_with_children(pid: u32) -> Result<Usage> {
     let mut pids = vec![pid];
@@ -61,11 +51,7 @@ pub fn usage_with_children(pid: u32) -> Result<Usage> {
             pids.push(child);
         }
     }
-    let mut usage = Usage {
-        cpu_ticks: 0,
-        rss_kib: 0,
-        write_calls: Some(0),
-    };
+    let mut usage = Usage::default();
     for p in pids {
         let dir = Path::new("/proc").join(p.to_string());
         let stat = std::fs::read_to_string(dir.join("stat"))
@@ -74,9 +60,6 @@ pub fn usage_with_children(pid: u32) -> Result<Usage> {
             .with_context(|| format!("read /proc/{p}/status"))?;
         usage.cpu_ticks += parse_stat(&stat).map_or(0, |(_, t)| t);
         usage.rss_kib += parse_vm_rss(&status).unwrap_or(0);
-        let io = std::fs::read_to_string(dir.join("io")).ok();
-        let calls = io.as_deref().and_then(parse_write_calls);
-        usage.write_calls = usage.write_calls.zip(calls).map(|(a, b)| a + b);
     }
     Ok(usage)
 }
@@ -118,13 +101,6 @@ mod tests {
         let text = "Name:\tnginx\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(text), Some(12345));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
-    }
-
-    #[test]
-    fn parses_write_calls() {
-        let text = "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 4567\nread_bytes: 0\n";
-        assert_eq!(parse_write_calls(text), Some(4567));
-        assert_eq!(parse_write_calls(""), None);
     }
 
     #[test]
