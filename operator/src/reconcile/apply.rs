@@ -39,26 +39,63 @@ pub fn change_marker(meta: &kube::core::ObjectMeta) -> Option<String> {
         .or_else(|| meta.resource_version.as_ref().map(|r| format!("r{r}")))
 }
 
-/// The change marker this process last saw for each child it wrote; a write
-/// that returns another one changed something. (The watch caches lag behind
-/// our own writes, so they alone cannot tell.)
+/// What this process last wrote for each child: the change marker the write
+/// returned and a hash of what it asked for. A child whose cached marker still
+/// equals the recorded one and whose desired state hashes the same needs no
+/// write: nobody touched it and we want nothing new. (A write that returns
+/// another marker than the recorded one changed something.)
 #[derive(Default)]
 pub struct Versions {
-    seen: Mutex<HashMap<(String, ChildKey), String>>,
+    seen: Mutex<HashMap<(String, ChildKey), (String, String)>>,
 }
 
 impl Versions {
-    fn swap(&self, namespace: &str, key: &ChildKey, version: Option<String>) -> Option<String> {
-        let mut seen = self
-            .seen
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, ChildKey), (String, String)>> {
+        self.seen
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record(
+        &self,
+        namespace: &str,
+        key: &ChildKey,
+        entry: Option<(String, String)>,
+    ) -> Option<String> {
+        let mut seen = self.lock();
         let id = (namespace.to_owned(), key.clone());
-        match version {
-            Some(v) => seen.insert(id, v),
+        match entry {
+            Some(e) => seen.insert(id, e),
             None => seen.remove(&id),
         }
+        .map(|(marker, _)| marker)
     }
+
+    /// True when the cached child is exactly what we last wrote and we still want that.
+    pub fn up_to_date(
+        &self,
+        namespace: &str,
+        key: &ChildKey,
+        desired: &str,
+        cached: Option<&str>,
+    ) -> bool {
+        let seen = self.lock();
+        seen.get(&(namespace.to_owned(), key.clone()))
+            .is_some_and(|(marker, hash)| hash == desired && Some(marker.as_str()) == cached)
+    }
+}
+
+/// Hash of a child's desired state.
+pub fn desired_hash(child: &Child) -> String {
+    let json = match child {
+        Child::ConfigMap(o) => serde_json::to_string(o),
+        Child::Service(o) => serde_json::to_string(o),
+        Child::Deployment(o) => serde_json::to_string(o),
+        Child::StatefulSet(o) => serde_json::to_string(o),
+        Child::PodDisruptionBudget(o) => serde_json::to_string(o),
+        Child::HorizontalPodAutoscaler(o) => serde_json::to_string(o),
+    };
+    crate::build::media_config::hash(&json.unwrap_or_default())
 }
 
 /// Applies one child; returns the object as the API server now has it and what changed.
@@ -89,7 +126,11 @@ pub async fn apply(
     })?;
     let now = change_marker(applied.meta());
     let before = versions
-        .swap(namespace, &child.key(), now.clone())
+        .record(
+            namespace,
+            &child.key(),
+            now.clone().map(|marker| (marker, desired_hash(child))),
+        )
         .or(known_version);
     let change = match before {
         None => Change::Created,
@@ -99,20 +140,24 @@ pub async fn apply(
     Ok((applied, change))
 }
 
-/// Applies every child, all at once (they do not depend on each other's
-/// existence: pods wait for their ConfigMap).
+/// Applies every child that is not known to be as desired, all at once (they
+/// do not depend on each other's existence: pods wait for their ConfigMap).
+/// `cached` gives the change marker of a child in the watch caches.
 pub async fn apply_all(
     client: &Client,
     versions: &Versions,
     namespace: &str,
     children: &[Child],
-    known: impl Fn(&ChildKey) -> Option<String>,
+    cached: impl Fn(&ChildKey) -> Option<String>,
 ) -> Result<Vec<(Child, Change)>> {
-    try_join_all(
-        children
-            .iter()
-            .map(|child| apply(client, versions, namespace, child, known(&child.key()))),
-    )
+    try_join_all(children.iter().filter_map(|child| {
+        let key = child.key();
+        let marker = cached(&key);
+        if versions.up_to_date(namespace, &key, &desired_hash(child), marker.as_deref()) {
+            return None;
+        }
+        Some(apply(client, versions, namespace, child, marker))
+    }))
     .await
 }
 
@@ -137,7 +182,7 @@ pub async fn delete(
             remove::<HorizontalPodAutoscaler>(client, namespace, name, &params).await
         }
     };
-    versions.swap(namespace, key, None);
+    versions.record(namespace, key, None);
     match result {
         Ok(()) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

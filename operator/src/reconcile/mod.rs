@@ -282,13 +282,13 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
     }
     ctx.report_writes(mc, &applied, &stale).await;
 
-    // The apply responses are fresher than the caches.
-    let observed = observed_from(mc, &applied);
+    // The apply responses are fresher than the caches; skipped children come from the caches.
+    let observed = observed_from(mc, &applied, &ctx.stores.workloads(mc));
     ctx.write_status(mc, &observed, &Outcome::Applied).await?;
     Ok(Action::requeue(RESYNC))
 }
 
-fn observed_from(mc: &MediaCluster, applied: &[(Child, Change)]) -> Observed {
+fn observed_from(mc: &MediaCluster, applied: &[(Child, Change)], cached: &Observed) -> Observed {
     let name = mc.name_any();
     let workload = |wanted: &str| {
         applied.iter().find_map(|(child, _)| match child {
@@ -298,12 +298,22 @@ fn observed_from(mc: &MediaCluster, applied: &[(Child, Change)]) -> Observed {
         })
     };
     Observed {
-        origin: workload(&names::origin(&name)),
+        origin: workload(&names::origin(&name)).or(cached.origin),
         pools: mc
             .spec
             .edges
             .iter()
-            .map(|p| (p.name.clone(), workload(&names::edge(&name, &p.name))))
+            .map(|p| {
+                let from_cache = cached
+                    .pools
+                    .iter()
+                    .find(|(name, _)| *name == p.name)
+                    .and_then(|(_, w)| *w);
+                (
+                    p.name.clone(),
+                    workload(&names::edge(&name, &p.name)).or(from_cache),
+                )
+            })
             .collect(),
     }
 }
