@@ -46,6 +46,7 @@ pub fn candidates(stream_name: &str) -> Vec<String> {
 pub struct VodPlayback {
     rx: mpsc::Receiver<Tag>,
     clock: Option<(Instant, u32)>,
+    pending: Option<Tag>,
     path: PathBuf,
 }
 
@@ -105,6 +106,7 @@ async fn start(path: PathBuf) -> Result<VodPlayback, VodError> {
         Ok(Ok(())) => Ok(VodPlayback {
             rx,
             clock: None,
+            pending: None,
             path,
         }),
         Ok(Err(e)) => Err(e),
@@ -162,22 +164,26 @@ impl VodPlayback {
     }
 
     /// The next tag, when it is due; `None` at the end of the file.
-    /// Cancel-safe only between tags (a cancelled wait loses no tag: the
-    /// tag is taken only after the wait).
+    /// Cancel-safe: a tag whose wait is cancelled is kept for the next call.
     pub async fn next(&mut self) -> Option<Tag> {
-        let tag = self.rx.recv().await?;
+        if self.pending.is_none() {
+            self.pending = Some(self.rx.recv().await?);
+        }
+        let tag = self.pending.as_ref()?;
         if tag.kind != TagKind::Script && !tag.is_sequence_header() {
             let (t0, ts0) = *self.clock.get_or_insert((Instant::now(), tag.timestamp));
             let ahead = Duration::from_millis(u64::from(tag.timestamp.saturating_sub(ts0)));
-            let due = t0 + ahead.saturating_sub(START_BURST);
-            tokio::time::sleep_until(due).await;
+            tokio::time::sleep_until(t0 + ahead.saturating_sub(START_BURST)).await;
         }
-        Some(tag)
+        self.pending.take()
     }
 
     /// The next tag without waiting (for tests and non-real-time consumers).
     pub async fn next_unpaced(&mut self) -> Option<Tag> {
-        self.rx.recv().await
+        match self.pending.take() {
+            Some(tag) => Some(tag),
+            None => self.rx.recv().await,
+        }
     }
 }
 
