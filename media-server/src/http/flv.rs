@@ -11,7 +11,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
+use std::pin::Pin;
+
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::debug;
 
 use crate::config::check_name;
@@ -22,10 +24,12 @@ struct FlvBody {
     sub: Subscriber,
     pending: VecDeque<Bytes>,
     deliveries: Vec<Delivery>,
-    shutdown: CancellationToken,
+    /// Made once: a cancellation waiter registered per call would cost a
+    /// lock on the shared token for every batch of every viewer.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
     /// Earliest time to take media from the hub again (batching, as for RTMP).
-    hold: tokio::time::Instant,
+    hold: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl FlvBody {
@@ -39,18 +43,23 @@ impl FlvBody {
             if self.done {
                 return None;
             }
+            let hold = &mut self.hold;
+            let sub = &mut self.sub;
+            let deliveries = &mut self.deliveries;
             tokio::select! {
                 r = async {
-                    tokio::time::sleep_until(self.hold).await;
-                    self.sub.recv(&mut self.deliveries, 1024).await
+                    hold.as_mut().await;
+                    sub.recv(deliveries, 1024).await
                 } => {
-                    self.hold = tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE;
+                    self.hold
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE);
                     if let Err(e) = r {
                         debug!(stream = %self.sub.key(), reason = %e, "HTTP-FLV viewer dropped");
                         return None;
                     }
                 }
-                () = self.shutdown.cancelled() => return None,
+                () = self.cancelled.as_mut() => return None,
             }
             for d in self.deliveries.drain(..) {
                 match d {
@@ -95,10 +104,10 @@ pub async fn play(
     let body = FlvBody {
         sub,
         pending: VecDeque::from([Bytes::from_static(&FLV_HEADER)]),
-        deliveries: Vec::with_capacity(256),
-        shutdown: state.shutdown.clone(),
+        deliveries: Vec::new(),
+        cancelled: Box::pin(state.shutdown.clone().cancelled_owned()),
         done: false,
-        hold: tokio::time::Instant::now(),
+        hold: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
     };
     let stream = futures_util::stream::unfold(body, |mut b| async move {
         b.next()

@@ -63,8 +63,8 @@ struct Conn {
     /// Tags of the VOD file being played, paced by its own task.
     vod: Option<tokio::sync::mpsc::Receiver<crate::media::Tag>>,
     last_activity: Instant,
-    /// Earliest time to take media from the hub again (see [`MEDIA_COALESCE`]).
-    media_hold: Instant,
+    /// When the connection was accepted (the handshake timeout counts from here).
+    started: Instant,
     chunk_size: usize,
 }
 
@@ -94,7 +94,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         vod_dir: None,
         vod: None,
         last_activity: Instant::now(),
-        media_hold: Instant::now(),
+        started: Instant::now(),
         chunk_size,
     };
     let end = conn.run().await;
@@ -139,7 +139,7 @@ impl Conn {
         if let Some(t) = self.closing {
             t
         } else if !self.session.handshake_done() {
-            self.last_activity + Duration::from_secs(limits.handshake_timeout_secs)
+            self.started + Duration::from_secs(limits.handshake_timeout_secs)
         } else {
             self.last_activity + Duration::from_secs(limits.idle_timeout_secs)
         }
@@ -152,22 +152,34 @@ impl Conn {
     }
 
     async fn run(&mut self) -> End {
-        let mut rbuf = vec![0u8; 64 * 1024];
-        let mut deliveries = Vec::with_capacity(256);
+        // Players only send a few commands: start small, grow for publishers.
+        let mut rbuf = vec![0u8; 4096];
+        let mut deliveries = Vec::new();
+        // Futures and timers made once, not per loop turn: with thousands
+        // of viewers, registering a timer or a cancellation waiter on every
+        // wake-up costs more than the media.
         let shutdown = self.state.shutdown.clone();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         let mut shutting_down = false;
+        let hold = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(hold);
+        let mut holding = false;
+        // Deadlines (handshake, idle, close flush) are checked once a second.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.take_session_output();
             if self.closing.is_some() && self.queue.is_empty() {
                 return End::Done;
             }
             let want_media = self.subscriber.is_some()
+                && !holding
                 && self.queued < MAX_QUEUED_BYTES
                 && self.closing.is_none();
             let want_read = self.queued < MAX_QUEUED_BYTES && self.closing.is_none();
-            let deadline = self.deadline();
             tokio::select! {
-                () = shutdown.cancelled(), if !shutting_down => {
+                () = &mut cancelled, if !shutting_down => {
                     shutting_down = true;
                     self.on_shutdown();
                 }
@@ -181,6 +193,9 @@ impl Conn {
                             self.last_activity = Instant::now();
                             if let Err(e) = self.on_bytes(&rbuf[..n]) {
                                 return e;
+                            }
+                            if self.publisher.is_some() && rbuf.len() < 64 * 1024 {
+                                rbuf.resize(64 * 1024, 0);
                             }
                             if let Some(name) = self.vod_request.take() {
                                 self.open_vod(&name).await;
@@ -198,37 +213,41 @@ impl Conn {
                         return e;
                     }
                 }
-                r = recv_media(self.subscriber.as_mut(), &mut deliveries, self.media_hold), if want_media => {
+                () = &mut hold, if holding => holding = false,
+                r = recv_media(self.subscriber.as_mut(), &mut deliveries), if want_media => {
                     if r.is_err() {
                         return End::TooSlow;
                     }
                     self.on_deliveries(&mut deliveries);
-                    self.media_hold = Instant::now() + MEDIA_COALESCE;
+                    hold.as_mut().reset(Instant::now() + MEDIA_COALESCE);
+                    holding = true;
                 }
                 t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
                     self.on_vod_tag(t);
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    return End::Timeout(if self.closing.is_some() {
-                        "close flush"
-                    } else if self.session.handshake_done() {
-                        "idle"
-                    } else {
-                        "handshake"
-                    });
+                _ = tick.tick() => {
+                    if Instant::now() >= self.deadline() {
+                        return End::Timeout(if self.closing.is_some() {
+                            "close flush"
+                        } else if self.session.handshake_done() {
+                            "idle"
+                        } else {
+                            "handshake"
+                        });
+                    }
                 }
             }
         }
     }
 
     fn write_queued(&mut self) -> Result<(), End> {
-        let slices: Vec<IoSlice<'_>> = self
-            .queue
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        match self.socket.try_write_vectored(&slices) {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for (slot, b) in slices.iter_mut().zip(self.queue.iter()) {
+            *slot = IoSlice::new(b);
+            count += 1;
+        }
+        match self.socket.try_write_vectored(&slices[..count]) {
             Ok(mut n) => {
                 self.last_activity = Instant::now();
                 self.queued -= n;
@@ -474,15 +493,9 @@ impl Conn {
 async fn recv_media(
     sub: Option<&mut Subscriber>,
     out: &mut Vec<Delivery>,
-    hold: Instant,
 ) -> Result<(), crate::hub::SubscriberClosed> {
     match sub {
-        Some(s) => {
-            // Both awaits are cancel-safe: the hold is recomputed from the
-            // same instant, and `recv` keeps undelivered frames.
-            tokio::time::sleep_until(hold).await;
-            s.recv(out, 1024).await
-        }
+        Some(s) => s.recv(out, 1024).await,
         None => std::future::pending().await,
     }
 }

@@ -99,7 +99,7 @@ impl ServerSession {
             config,
             cs: config.chunk_size as usize,
             handshake: ServerHandshake::new(seed),
-            input: BytesMut::with_capacity(4096),
+            input: BytesMut::new(),
             out: BytesMut::new(),
             decoder: Decoder::new(config.max_message_size),
             connected: false,
