@@ -49,6 +49,9 @@ struct Args {
     /// MediaClusters created at once.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// MediaClusters the operator reconciles at once (its --concurrency).
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
     /// The operator binary (default: next to this example's directory).
     #[arg(long)]
     operator: Option<std::path::PathBuf>,
@@ -187,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
             "--http-addr",
             "127.0.0.1:0",
         ])
+        .args(["--concurrency", &args.concurrency.to_string()])
         .env("KUBECONFIG", cluster.kubeconfig())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
 
-use futures::future::try_join_all;
+use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -150,16 +150,27 @@ pub async fn apply_all(
     children: &[Child],
     cached: impl Fn(&ChildKey) -> Option<String>,
 ) -> Result<Vec<(Child, Change)>> {
-    try_join_all(children.iter().filter_map(|child| {
-        let key = child.key();
-        let marker = cached(&key);
-        if versions.up_to_date(namespace, &key, &desired_hash(child), marker.as_deref()) {
-            return None;
-        }
-        Some(apply(client, versions, namespace, child, marker))
-    }))
-    .await
+    let writes: Vec<_> = children
+        .iter()
+        .filter_map(|child| {
+            let key = child.key();
+            let marker = cached(&key);
+            if versions.up_to_date(namespace, &key, &desired_hash(child), marker.as_deref()) {
+                return None;
+            }
+            Some(apply(client, versions, namespace, child, marker))
+        })
+        .collect();
+    // A few at a time: each request in flight is an HTTP/1.1 connection (and
+    // its TLS buffers), and the API server is the bottleneck anyway.
+    futures::stream::iter(writes)
+        .buffered(APPLY_PARALLELISM)
+        .try_collect()
+        .await
 }
+
+/// Writes in flight per reconcile.
+pub const APPLY_PARALLELISM: usize = 4;
 
 /// Deletes a stale child (already gone is fine).
 pub async fn delete(

@@ -98,6 +98,7 @@ pub async fn run(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(|mc: &mut MediaCluster| mc.managed_fields_mut().clear())
     .reflect(mc_writer)
     .applied_objects()
     .predicate_filter(predicates::generation, PredicateConfig::default());
