@@ -8,7 +8,7 @@ help: ## List the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## Install what the tests need (Debian packages, Go-built Kubernetes, cargo tools); idempotent
+deps: ## Install what the tests need (Debian packages, the pinned Rust toolchain, Kubernetes and helm built from Go); idempotent
 	tests/setup
 
 .PHONY: build
