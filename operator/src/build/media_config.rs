@@ -73,9 +73,14 @@ fn base(role: Role) -> Config {
     }
 }
 
-/// Config of the origins.
-pub fn origin(_mc: &MediaCluster) -> Result<Rendered, ConfigError> {
-    let config = base(Role::Origin);
+/// Config of the origins: publish auth reads the token from the Secret
+/// mounted by the origin builder.
+pub fn origin(mc: &MediaCluster) -> Result<Rendered, ConfigError> {
+    let mut config = base(Role::Origin);
+    if mc.spec.origin.publish_auth.is_some() {
+        config.auth.publish_token_file =
+            Some(PathBuf::from(super::origin::AUTH_DIR).join(super::origin::AUTH_FILE));
+    }
     finish(&config, "origin")
 }
 

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::*;
 use crate::crd::v1alpha1::{
-    Autoscaling, BalancingMode, EdgePool, MediaClusterSpec, ScalingMetric, StorageType,
+    Autoscaling, BalancingMode, EdgePool, MediaClusterSpec, ScalingMetric, SecretKeyRef,
+    StorageType,
 };
 
 const NS: &str = "video";
@@ -681,5 +682,52 @@ fn missing_namespace_or_uid_is_an_error() {
     assert_eq!(
         desired(&mc, &inputs()).unwrap_err().reason(),
         "MissingMetadata"
+    );
+}
+
+#[test]
+fn publish_auth_points_the_origin_config_at_the_mounted_secret() {
+    let open = build(&cluster("live", two_regions()));
+    assert_eq!(
+        config_of(&open, "live-origin").auth.publish_token_file,
+        None
+    );
+
+    let mut spec = two_regions();
+    spec.origin.publish_auth = Some(SecretKeyRef {
+        name: "stream-keys".to_owned(),
+        key: "token".to_owned(),
+    });
+    let d = build(&cluster("live", spec));
+    let config = config_of(&d, "live-origin");
+    let file = config.auth.publish_token_file.expect("token file set");
+    let template = template_of(&d, Kind::Deployment, "live-origin");
+    let pod = template.spec.unwrap();
+    let mount = pod.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "publish-auth")
+        .expect("secret mounted")
+        .clone();
+    assert_eq!(
+        file,
+        std::path::Path::new(&mount.mount_path).join("publish-token")
+    );
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "publish-auth")
+        .unwrap();
+    assert_eq!(
+        volume.secret.unwrap().secret_name.as_deref(),
+        Some("stream-keys")
+    );
+    // Edges do not take publishers.
+    assert_eq!(
+        config_of(&d, "live-edge-london").auth.publish_token_file,
+        None
     );
 }
