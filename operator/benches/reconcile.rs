@@ -2,14 +2,14 @@
 //!
 //! Starts the release operator binary for one fresh namespace, creates
 //! MediaClusters one at a time (`--singles` of them), then `--burst` of them
-//! at once, and measures, per MediaCluster, the time from the create request
+//! at once, then again one at a time while all those exist (`--loaded` of
+//! them), and measures, per MediaCluster, the time from the create request
 //! to the moment every one of its children has been seen by a watch. Reports
 //! p50 and p99 of each, and the operator's RSS (VmRSS, VmHWM) once the burst
 //! settled.
 //!
 //! ```text
-//! cargo build --release -p fleetcast-operator --examples --bins
-//! target/release/examples/reconcile_bench --singles 20 --burst 100
+//! cargo bench -p fleetcast-operator --bench reconcile -- --singles 20 --burst 100 --loaded 20
 //! ```
 //!
 //! Uses the cluster of `KUBECONFIG`, else starts `tests/cluster/up`.
@@ -49,10 +49,13 @@ struct Args {
     /// MediaClusters created at once.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// MediaClusters created one after another once the burst exists (latency at scale).
+    #[arg(long, default_value_t = 20)]
+    loaded: usize,
     /// MediaClusters the operator reconciles at once (its --concurrency).
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
-    /// The operator binary (default: next to this example's directory).
+    /// The operator binary (default: the one cargo built with this bench).
     #[arg(long)]
     operator: Option<std::path::PathBuf>,
 }
@@ -172,14 +175,10 @@ async fn main() -> anyhow::Result<()> {
     let ns = cluster.namespace("op-bench").await?;
     let client = cluster.client().await?;
 
-    let operator = args.operator.clone().unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .join("fleetcast-operator")
-    });
+    let operator = args
+        .operator
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_fleetcast-operator").into());
     let mut child = Command::new(&operator)
         .args([
             "run",
@@ -207,14 +206,22 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let api: Api<MediaCluster> = Api::namespaced(client.clone(), &ns.name);
 
-    let mut singles = Vec::new();
-    for i in 0..args.singles {
-        let name = format!("single-{i}");
-        let t0 = Instant::now();
-        api.create(&PostParams::default(), &spec(&name)).await?;
-        singles.extend(wait_all(&seen, &BTreeMap::from([(name, t0)])).await);
-    }
-    singles.sort();
+    let one_at_a_time = |prefix: &'static str, count: usize| {
+        let api = api.clone();
+        let seen = seen.clone();
+        async move {
+            let mut times = Vec::new();
+            for i in 0..count {
+                let name = format!("{prefix}-{i}");
+                let t0 = Instant::now();
+                api.create(&PostParams::default(), &spec(&name)).await?;
+                times.extend(wait_all(&seen, &BTreeMap::from([(name, t0)])).await);
+            }
+            times.sort();
+            anyhow::Ok(times)
+        }
+    };
+    let singles = one_at_a_time("single", args.singles).await?;
 
     let mut started = BTreeMap::new();
     let creates = (0..args.burst).map(|i| {
@@ -232,6 +239,10 @@ async fn main() -> anyhow::Result<()> {
         started.insert(name, t0);
     }
     let burst = wait_all(&seen, &started).await;
+    // Let the burst's follow-up reconciles (status writes) settle, then measure
+    // a lone apply on an operator that already holds all of them.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let loaded = one_at_a_time("loaded", args.loaded).await?;
     // Let status writes and follow-up reconciles finish before reading memory.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, hwm) = rss_kib(pid);
@@ -239,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = child.wait();
 
     let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
-    let total = args.singles + args.burst;
+    let total = args.singles + args.burst + args.loaded;
     println!("| measurement | p50 | p99 | max |");
     println!("|---|---|---|---|");
     println!(
@@ -256,6 +267,16 @@ async fn main() -> anyhow::Result<()> {
         ms(percentile(&burst, 99.0)),
         ms(*burst.last().unwrap())
     );
+    if !loaded.is_empty() {
+        println!(
+            "| 1 MediaCluster at a time with {} present ({} runs): apply -> all {CHILDREN} children | {} | {} | {} |",
+            args.singles + args.burst,
+            loaded.len(),
+            ms(percentile(&loaded, 50.0)),
+            ms(percentile(&loaded, 99.0)),
+            ms(*loaded.last().unwrap())
+        );
+    }
     println!();
     println!(
         "operator RSS: {:.1} MiB idle; {:.1} MiB with {total} MediaClusters ({} children) reconciled; peak {:.1} MiB",
