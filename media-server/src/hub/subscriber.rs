@@ -124,6 +124,10 @@ impl Subscriber {
             };
             out.push(d);
         }
+        if self.pending.is_empty() && self.pending.capacity() > 16 {
+            // The GOP snapshot is delivered: free its room.
+            self.pending = VecDeque::new();
+        }
         if out.len() > start {
             return Ok(());
         }

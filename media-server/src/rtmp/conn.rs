@@ -33,6 +33,13 @@ pub const VOD_APP: &str = "vod";
 /// Time a closing connection gets to flush its last status messages.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
+thread_local! {
+    /// Read buffer shared by the connections a worker thread runs (reads
+    /// are synchronous `try_read`s, never held across an await).
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice());
+}
+
 /// Why this connection ends.
 #[derive(Debug)]
 enum End {
@@ -152,8 +159,6 @@ impl Conn {
     }
 
     async fn run(&mut self) -> End {
-        // Players only send a few commands: start small, grow for publishers.
-        let mut rbuf = vec![0u8; 4096];
         let mut deliveries = Vec::new();
         // Futures and timers made once, not per loop turn: with thousands
         // of viewers, registering a timer or a cancellation waiter on every
@@ -187,22 +192,11 @@ impl Conn {
                     if let Err(e) = r {
                         return End::Error(format!("read: {e}"));
                     }
-                    match self.socket.try_read(&mut rbuf) {
-                        Ok(0) => return End::PeerClosed,
-                        Ok(n) => {
-                            self.last_activity = Instant::now();
-                            if let Err(e) = self.on_bytes(&rbuf[..n]) {
-                                return e;
-                            }
-                            if self.publisher.is_some() && rbuf.len() < 64 * 1024 {
-                                rbuf.resize(64 * 1024, 0);
-                            }
-                            if let Some(name) = self.vod_request.take() {
-                                self.open_vod(&name).await;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => return End::Error(format!("read: {e}")),
+                    if let Some(end) = READ_BUF.with_borrow_mut(|buf| self.read_some(buf)) {
+                        return end;
+                    }
+                    if let Some(name) = self.vod_request.take() {
+                        self.open_vod(&name).await;
                     }
                 }
                 r = self.socket.writable(), if !self.queue.is_empty() => {
@@ -219,6 +213,11 @@ impl Conn {
                         return End::TooSlow;
                     }
                     self.on_deliveries(&mut deliveries);
+                    // The GOP burst on join is the only big batch: do not
+                    // keep room for it for the life of the connection.
+                    if deliveries.capacity() > 64 {
+                        deliveries = Vec::new();
+                    }
                     hold.as_mut().reset(Instant::now() + MEDIA_COALESCE);
                     holding = true;
                 }
@@ -237,6 +236,21 @@ impl Conn {
                     }
                 }
             }
+        }
+    }
+
+    /// Reads what the socket has into `buf` (a per-thread buffer: most
+    /// connections are viewers that read a few bytes a minute, so none of
+    /// them keeps a read buffer of its own) and handles it.
+    fn read_some(&mut self, buf: &mut [u8]) -> Option<End> {
+        match self.socket.try_read(buf) {
+            Ok(0) => Some(End::PeerClosed),
+            Ok(n) => {
+                self.last_activity = Instant::now();
+                self.on_bytes(&buf[..n]).err()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(End::Error(format!("read: {e}"))),
         }
     }
 
@@ -267,6 +281,10 @@ impl Conn {
                         front.advance(n);
                         n = 0;
                     }
+                }
+                // Room for the join burst is not kept once it is written.
+                if self.queue.is_empty() && self.queue.capacity() > 32 {
+                    self.queue = VecDeque::new();
                 }
                 Ok(())
             }

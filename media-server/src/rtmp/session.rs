@@ -137,6 +137,11 @@ impl ServerSession {
         while let Some(msg) = self.decoder.decode(&mut self.input)? {
             self.on_message(msg, &mut events)?;
         }
+        if self.input.is_empty() && self.role != Role::Publishing {
+            // Players send a few commands after the 3 KiB handshake: do not
+            // keep that room for the life of the connection.
+            self.input = BytesMut::new();
+        }
         if self.peer_window > 0 && self.received - self.last_ack >= u64::from(self.peer_window) {
             self.last_ack = self.received;
             // The sequence number wraps at 32 bits by definition.
