@@ -259,10 +259,83 @@ async fn start() -> anyhow::Result<Cluster> {
     })
 }
 
+/// A control plane of one test's own (its own state dir, ports and etcd),
+/// for a test that needs a cluster in a state the shared one must not be put
+/// in, such as one without the `MediaCluster` CRD. Always the local control
+/// plane of `tests/cluster/`, even when `KUBECONFIG` names another cluster.
+/// Stopped, and its state removed, when dropped.
+pub struct PrivateCluster {
+    cluster: Cluster,
+    state: PathBuf,
+}
+
+impl PrivateCluster {
+    /// Starts it (about as long as a first `tests/cluster/up`).
+    pub async fn start(name: &str) -> anyhow::Result<PrivateCluster> {
+        let state =
+            std::env::temp_dir().join(format!("fleetcast-cluster-{name}-{}", std::process::id()));
+        let out = run_script_in(&workspace_root().join("tests/cluster/up"), Some(&state)).await?;
+        let kubeconfig = export_value(&out, "KUBECONFIG").ok_or_else(|| {
+            anyhow!("tests/cluster/up printed no `export KUBECONFIG=` line:\n{out}")
+        })?;
+        let bin_dir = export_value(&out, "FLEETCAST_KUBE_BIN")
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                anyhow!("tests/cluster/up printed no `export FLEETCAST_KUBE_BIN=` line")
+            })?;
+        Ok(PrivateCluster {
+            cluster: Cluster {
+                kubeconfig_env: OsString::from(&kubeconfig),
+                kubeconfig: PathBuf::from(kubeconfig),
+                bin_dir,
+                external: false,
+            },
+            state,
+        })
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let result = Command::new(workspace_root().join("tests/cluster/down"))
+            .env("FLEETCAST_CLUSTER_DIR", &self.state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output();
+        match result {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "testkit: stopping the private cluster in {} failed: {}",
+                self.state.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => eprintln!("testkit: stopping the private cluster: {e}"),
+        }
+        // `up` locks beside the state dir; `down` leaves that file.
+        let mut lock = self.state.clone().into_os_string();
+        lock.push("-up.lock");
+        let _ = std::fs::remove_file(lock);
+    }
+}
+
 /// Runs one of the `tests/cluster/` scripts; returns its stdout, or an error
 /// quoting the tail of what it printed.
 async fn run_script(script: &Path) -> anyhow::Result<String> {
-    let output = tokio::process::Command::new(script)
+    run_script_in(script, None).await
+}
+
+/// [`run_script`] with `FLEETCAST_CLUSTER_DIR` set to `state` when given.
+async fn run_script_in(script: &Path, state: Option<&Path>) -> anyhow::Result<String> {
+    let mut command = tokio::process::Command::new(script);
+    if let Some(state) = state {
+        command.env("FLEETCAST_CLUSTER_DIR", state);
+    }
+    let output = command
         .stdin(Stdio::null())
         .output()
         .await
