@@ -43,6 +43,13 @@ impl FlvBody {
             if self.done {
                 return None;
             }
+            // Room for the GOP burst on join is not kept for the whole response.
+            if self.pending.capacity() > 64 {
+                self.pending = VecDeque::new();
+            }
+            if self.deliveries.capacity() > 64 {
+                self.deliveries = Vec::new();
+            }
             let hold = &mut self.hold;
             let sub = &mut self.sub;
             let deliveries = &mut self.deliveries;
