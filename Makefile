@@ -37,11 +37,12 @@ cluster-down: ## Stop the local Kubernetes control plane
 	tests/cluster/down
 
 .PHONY: demo
-demo: ## Set up and run the main job
-	@echo "make demo: builds the workspace and shows both binaries (grows into a local cluster with a stream playing)"
-	cargo build --workspace --release
-	target/release/fleetcast-operator --help
-	target/release/fleetcast-media --help
+demo: ## Set up and run the main job: local control plane, operator, MediaCluster, a test stream playing
+	tools/demo
+
+.PHONY: demo-down
+demo-down: ## Stop everything make demo started
+	tools/demo-down
 
 .PHONY: bench-media
 bench-media: ## Side-by-side live fan-out benchmark, Fleetcast origin vs nginx-rtmp (docs/benchmarks.md)
