@@ -30,6 +30,8 @@ struct FlvBody {
     done: bool,
     /// Earliest time to take media from the hub again (batching, as for RTMP).
     hold: Pin<Box<tokio::time::Sleep>>,
+    /// A video keyframe (not a sequence header) went to this viewer.
+    keyframe_sent: bool,
 }
 
 impl FlvBody {
@@ -58,9 +60,13 @@ impl FlvBody {
                     hold.as_mut().await;
                     sub.recv(deliveries, 1024).await
                 } => {
-                    self.hold
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE);
+                    // No batching delay before the first keyframe: the
+                    // viewer is waiting for the picture.
+                    if self.keyframe_sent {
+                        self.hold
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE);
+                    }
                     if let Err(e) = r {
                         debug!(stream = %self.sub.key(), reason = %e, "HTTP-FLV viewer dropped");
                         return None;
@@ -71,6 +77,7 @@ impl FlvBody {
             for d in self.deliveries.drain(..) {
                 match d {
                     Delivery::Frame(f) => {
+                        self.keyframe_sent |= f.tag.is_keyframe() && !f.tag.is_sequence_header();
                         let (head, tail) = f.flv_parts();
                         self.pending.push_back(head.clone());
                         self.pending.push_back(f.tag.data.clone());
@@ -115,6 +122,7 @@ pub async fn play(
         cancelled: Box::pin(state.shutdown.clone().cancelled_owned()),
         done: false,
         hold: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+        keyframe_sent: false,
     };
     let stream = futures_util::stream::unfold(body, |mut b| async move {
         b.next()

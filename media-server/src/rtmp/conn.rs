@@ -74,6 +74,8 @@ struct Conn {
     /// When the connection was accepted (the handshake timeout counts from here).
     started: Instant,
     chunk_size: usize,
+    /// A video keyframe (not a sequence header) went to this viewer.
+    keyframe_sent: bool,
 }
 
 /// Serves one RTMP connection until it ends or the server shuts down.
@@ -104,6 +106,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         last_activity: Instant::now(),
         started: Instant::now(),
         chunk_size,
+        keyframe_sent: false,
     };
     let end = conn.run().await;
     match &end {
@@ -219,8 +222,12 @@ impl Conn {
                     if deliveries.capacity() > 64 {
                         deliveries = Vec::new();
                     }
-                    hold.as_mut().reset(Instant::now() + MEDIA_COALESCE);
-                    holding = true;
+                    // Until the first keyframe has gone out the viewer is
+                    // waiting for the picture: do not delay it.
+                    if self.keyframe_sent {
+                        hold.as_mut().reset(Instant::now() + MEDIA_COALESCE);
+                        holding = true;
+                    }
                 }
                 t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
                     self.on_vod_tag(t);
@@ -428,6 +435,8 @@ impl Conn {
         for d in deliveries.drain(..) {
             match d {
                 Delivery::Frame(frame) => {
+                    self.keyframe_sent |=
+                        frame.tag.is_keyframe() && !frame.tag.is_sequence_header();
                     let bytes = frame
                         .rtmp_chunks(|tag| message::media_chunks(tag, cs))
                         .clone();
