@@ -55,6 +55,9 @@ struct Args {
     /// MediaClusters the operator reconciles at once (its --concurrency).
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+    /// Passed by `cargo bench` to every bench binary; nothing to do here.
+    #[arg(long, hide = true)]
+    bench: bool,
     /// The operator binary (default: the one cargo built with this bench).
     #[arg(long)]
     operator: Option<std::path::PathBuf>,
@@ -91,9 +94,13 @@ where
             api,
             watcher::Config::default().labels("app.kubernetes.io/managed-by=fleetcast-operator"),
         )
+        .default_backoff()
         .applied_objects()
         .boxed();
-        while let Some(Ok(obj)) = stream.next().await {
+        // A watch error (the API server ending a watch under load) must not
+        // end the recording: the watcher re-lists and goes on.
+        while let Some(item) = stream.next().await {
+            let Ok(obj) = item else { continue };
             let now = Instant::now();
             let key = format!("{}/{}", K::kind(&()), obj.name_any());
             if !firsts.insert(key) {
