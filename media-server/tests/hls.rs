@@ -7,10 +7,11 @@ mod common;
 #[path = "support/http_client.rs"]
 mod http_client;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, finish_probe, publish, require, spawn_probe, stream_of, wait_bounded};
+use common::{
+    Server, finish_probe, publish, require, spawn_probe, stream_of, test_pattern, wait_bounded,
+};
 use http_client::get;
 
 /// Segment names of a playlist, in order.
@@ -125,27 +126,8 @@ fn two_servers_fed_by_one_publish_cut_identical_segments() {
         a.rtmp_url("live", "same"),
         b.rtmp_url("live", "same")
     );
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
-        .args([
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-        ])
+    let mut ffmpeg = test_pattern("640x360", true)
         .args(["-t", "12", "-f", "tee", &tee])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     a.wait_live("live", "same");

@@ -10,7 +10,7 @@ mod http_client;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, finish_probe, output_bounded, require, spawn_probe};
+use common::{Server, finish_probe, output_bounded, require, spawn_probe, test_pattern};
 use http_client::{get, request};
 
 /// Deterministic non-repeating bytes.
@@ -204,32 +204,13 @@ fn paths_never_escape_the_vod_directory() {
 }
 
 fn make_mp4(path: &std::path::Path, faststart: bool) {
-    require("ffmpeg");
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-t",
-            "3",
-        ]);
+    let mut cmd = test_pattern("320x240", false);
+    cmd.args(["-t", "3"]);
     if faststart {
         cmd.args(["-movflags", "+faststart"]);
     }
     let out = output_bounded(
-        cmd.arg(path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+        cmd.arg(path).spawn().unwrap(),
         Duration::from_mins(1),
         "ffmpeg making an MP4",
     );

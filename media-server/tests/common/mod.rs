@@ -298,6 +298,40 @@ pub fn output_bounded(child: Child, limit: Duration, what: &str) -> Output {
     out.unwrap()
 }
 
+/// ffmpeg reading the generated H.264/AAC test pattern (`size` at 30 fps, a
+/// 1 kHz tone), in real time when `realtime`, with the encoder settings every
+/// media test uses (x264 ultrafast, a keyframe each second, AAC). The caller
+/// adds its duration, any other output options and the output.
+pub fn test_pattern(size: &str, realtime: bool) -> Command {
+    require("ffmpeg");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
+    if realtime {
+        cmd.arg("-re");
+    }
+    cmd.args([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size={size}:rate=30"),
+    ])
+    .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
+    .args(["-map", "0:v", "-map", "1:a"])
+    .args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "30",
+        "-c:a",
+        "aac",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
 /// ffmpeg publishing the generated H.264/AAC test pattern for `secs` seconds in real time.
 pub fn publish(url: &str, secs: u32) -> Child {
     publish_args(url, secs, &[])
@@ -305,25 +339,10 @@ pub fn publish(url: &str, secs: u32) -> Child {
 
 /// Like [`publish`] with extra encoder arguments.
 pub fn publish_args(url: &str, secs: u32, extra: &[&str]) -> Child {
-    require("ffmpeg");
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "30",
-        ])
+    test_pattern("640x360", true)
+        .args(["-tune", "zerolatency"])
         .args(extra)
-        .args(["-c:a", "aac", "-t", &secs.to_string(), "-f", "flv", url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .args(["-t", &secs.to_string(), "-f", "flv", url])
         .spawn()
         .expect("starting ffmpeg")
 }
