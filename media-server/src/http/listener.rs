@@ -132,6 +132,23 @@ impl LimitedStream {
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         timer.as_mut().poll(cx).is_ready()
     }
+
+    /// Applies the stall rule to a write's outcome: a write still pending
+    /// after the stall limit fails; any progress disarms the timer.
+    fn watch_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Pending if self.stalled(cx) => Poll::Ready(Err(stall_error())),
+            Poll::Pending => Poll::Pending,
+            ready @ Poll::Ready(_) => {
+                self.stall = None;
+                ready
+            }
+        }
+    }
 }
 
 fn stall_error() -> io::Error {
@@ -154,19 +171,8 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.socket).poll_write(cx, buf) {
-            Poll::Pending => {
-                if self.stalled(cx) {
-                    Poll::Ready(Err(stall_error()))
-                } else {
-                    Poll::Pending
-                }
-            }
-            ready @ Poll::Ready(_) => {
-                self.stall = None;
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.socket).poll_write(cx, buf);
+        self.watch_write(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -174,19 +180,8 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.socket).poll_write_vectored(cx, bufs) {
-            Poll::Pending => {
-                if self.stalled(cx) {
-                    Poll::Ready(Err(stall_error()))
-                } else {
-                    Poll::Pending
-                }
-            }
-            ready @ Poll::Ready(_) => {
-                self.stall = None;
-                ready
-            }
-        }
+        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
