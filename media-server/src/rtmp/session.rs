@@ -357,12 +357,7 @@ impl ServerSession {
     pub fn accept_publish(&mut self, name: &str) {
         self.role = Role::Publishing;
         let cs = self.cs;
-        message::user_control(
-            &mut self.out,
-            user_control::STREAM_BEGIN,
-            MEDIA_STREAM_ID,
-            cs,
-        );
+        self.stream_begin();
         message::status(
             &mut self.out,
             "status",
@@ -381,12 +376,7 @@ impl ServerSession {
     pub fn accept_play(&mut self, name: &str) {
         self.role = Role::Playing;
         let cs = self.cs;
-        message::user_control(
-            &mut self.out,
-            user_control::STREAM_BEGIN,
-            MEDIA_STREAM_ID,
-            cs,
-        );
+        self.stream_begin();
         message::status(
             &mut self.out,
             "status",
@@ -446,15 +436,21 @@ impl ServerSession {
         message::user_control(&mut self.out, user_control::STREAM_EOF, MEDIA_STREAM_ID, cs);
     }
 
-    /// Tells a player its stream is published again.
-    pub fn publish_notify(&mut self, name: &str) {
-        let cs = self.cs;
+    /// User control Stream Begin on the media stream: it precedes every
+    /// publish or play start.
+    fn stream_begin(&mut self) {
         message::user_control(
             &mut self.out,
             user_control::STREAM_BEGIN,
             MEDIA_STREAM_ID,
-            cs,
+            self.cs,
         );
+    }
+
+    /// Tells a player its stream is published again.
+    pub fn publish_notify(&mut self, name: &str) {
+        let cs = self.cs;
+        self.stream_begin();
         message::status(
             &mut self.out,
             "status",
