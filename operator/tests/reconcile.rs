@@ -288,12 +288,10 @@ async fn changing_a_pool_changes_its_objects_only_and_removing_it_prunes_them() 
     let cms_before = versions(config_maps.list(&children_of("live")).await.unwrap().items);
 
     let api: Api<MediaCluster> = Api::namespaced(client.clone(), &ns.name);
-    let mut mc = api.get("live").await.unwrap();
-    mc.spec.edges[1].cache.memory = "512Mi".into();
-    mc.metadata.managed_fields = None;
-    api.replace("live", &PostParams::default(), &mc)
-        .await
-        .unwrap();
+    update_spec(&api, "live", |mc| {
+        mc.spec.edges[1].cache.memory = "512Mi".into();
+    })
+    .await;
 
     let after = wait::until("tokyo's Deployment to roll", WAIT, || {
         let d = deployments.clone();
@@ -328,12 +326,10 @@ async fn changing_a_pool_changes_its_objects_only_and_removing_it_prunes_them() 
     assert_eq!(tokyo.edge.unwrap().cache.memory_bytes, 512 << 20);
 
     // Remove tokyo: every object of the pool goes, london's stay.
-    let mut mc = api.get("live").await.unwrap();
-    mc.spec.edges.retain(|p| p.name != "tokyo");
-    mc.metadata.managed_fields = None;
-    api.replace("live", &PostParams::default(), &mc)
-        .await
-        .unwrap();
+    update_spec(&api, "live", |mc| {
+        mc.spec.edges.retain(|p| p.name != "tokyo");
+    })
+    .await;
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns.name);
     wait::until("tokyo's objects to be pruned", WAIT, || {
         let (d, s, c, p) = (
@@ -529,12 +525,10 @@ spec:
     assert!(names_of(&config_maps, "ring").await.unwrap().is_empty());
 
     // Breaking the ring lets the operator build it.
-    let mut mc = api.get("ring").await.unwrap();
-    mc.spec.edges[2].upstream = "origin".into();
-    mc.metadata.managed_fields = None;
-    api.replace("ring", &PostParams::default(), &mc)
-        .await
-        .unwrap();
+    update_spec(&api, "ring", |mc| {
+        mc.spec.edges[2].upstream = "origin".into();
+    })
+    .await;
     wait::until("the pools once the ring is broken", WAIT, || {
         let d = deployments.clone();
         async move { Ok((names_of(&d, "ring").await?.len() == 4).then_some(())) }
@@ -626,4 +620,24 @@ async fn a_paused_cluster_is_left_alone() {
     })
     .await
     .unwrap();
+}
+
+/// Read-modify-write of a MediaCluster's spec, retried on 409 Conflict: the
+/// operator writes status at any moment, which moves the resourceVersion a
+/// plain get-then-replace carries (client-go's `RetryOnConflict`).
+#[allow(clippy::panic)] // a test helper: a failed update fails the test
+async fn update_spec(api: &Api<MediaCluster>, name: &str, change: impl Fn(&mut MediaCluster)) {
+    for _ in 0..10 {
+        let mut mc = api.get(name).await.unwrap();
+        change(&mut mc);
+        mc.metadata.managed_fields = None;
+        match api.replace(name, &PostParams::default(), &mc).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("updating MediaCluster {name}: {e}"),
+        }
+    }
+    panic!("updating MediaCluster {name}: still conflicting after 10 tries");
 }
