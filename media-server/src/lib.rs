@@ -6,6 +6,7 @@
 pub mod amf0;
 pub mod cli;
 pub mod config;
+pub mod edge;
 pub mod flv;
 pub mod fuzzing;
 pub mod hls;
