@@ -27,11 +27,11 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        match config.role {
-            Role::Origin => {}
-            Role::Edge => {
-                anyhow::bail!("the edge role is not built yet in this version of fleetcast-media")
-            }
+        if config.role == Role::Edge {
+            tracing::info!(
+                upstreams = ?config.edge.as_ref().map(|e| &e.upstreams),
+                "edge: live streams are pulled from upstreams on demand"
+            );
         }
         for dir in [config.vod_dir(), config.recordings_dir()] {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

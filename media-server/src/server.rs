@@ -34,6 +34,11 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Who may publish.
     pub publish_auth: Arc<PublishAuth>,
+    /// The edge's live relay (`None` on origins).
+    pub edge: Option<crate::edge::Edge>,
+    /// The RTMP listener's address once bound (`/api/streams` tells it to
+    /// edges pulling from this server).
+    pub rtmp_local: Arc<std::sync::OnceLock<SocketAddr>>,
 }
 
 /// Publish authorization, from `auth.publish_token_file`.
@@ -89,13 +94,18 @@ impl AppState {
         });
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let publish_auth = Arc::new(PublishAuth::from_config(&config));
+        let tasks = TaskTracker::new();
+        let edge =
+            crate::edge::Edge::from_config(&config, hub.clone(), shutdown.clone(), tasks.clone());
         Self {
             config: Arc::new(config),
             hub,
             shutdown,
             connections,
-            tasks: TaskTracker::new(),
+            tasks,
             publish_auth,
+            edge,
+            rtmp_local: Arc::default(),
         }
     }
 }
@@ -122,6 +132,7 @@ pub async fn run(listeners: Listeners, state: AppState) -> std::io::Result<()> {
     let rtmp_addr = listeners.rtmp.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     info!(rtmp = %rtmp_addr, http = %http_addr, "listening");
+    let _ = state.rtmp_local.set(rtmp_addr);
 
     // Recorders follow publications on `state.tasks` and finish their files
     // when `state.shutdown` fires; the drain below waits for them.

@@ -11,14 +11,48 @@ use crate::server::AppState;
 
 /// The `/api/streams` document.
 #[derive(Debug, Serialize)]
+#[allow(clippy::struct_field_names)] // `streams` is the document's key
 pub struct Streams {
+    /// `origin` or `edge` (an edge pulling from this server learns whether
+    /// it may find streams not listed yet).
+    pub role: &'static str,
+    /// The RTMP listener's port (for edges pulling from this server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmp_port: Option<u16>,
     /// Every live stream.
-    pub streams: Vec<StreamInfo>,
+    pub streams: Vec<StreamEntry>,
+}
+
+/// One stream of `/api/streams`.
+#[derive(Debug, Serialize)]
+pub struct StreamEntry {
+    /// The hub's view of it.
+    #[serde(flatten)]
+    pub info: StreamInfo,
+    /// On an edge, where a relayed stream comes from (`rtmp://HOST:PORT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 pub async fn streams(State(state): State<AppState>) -> Json<Streams> {
+    let edge = state.edge.as_ref();
+    let streams = state
+        .hub
+        .stream_infos()
+        .into_iter()
+        .map(|info| StreamEntry {
+            upstream: edge
+                .and_then(|e| e.upstream_of(&crate::hub::StreamKey::new(&*info.app, &*info.name))),
+            info,
+        })
+        .collect();
     Json(Streams {
-        streams: state.hub.stream_infos(),
+        role: match state.config.role {
+            crate::config::Role::Origin => "origin",
+            crate::config::Role::Edge => "edge",
+        },
+        rtmp_port: state.rtmp_local.get().map(std::net::SocketAddr::port),
+        streams,
     })
 }
 
@@ -34,7 +68,10 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = super::metrics::render(state.hub.metrics(), &state.hub.stream_infos());
+    let mut text = super::metrics::render(state.hub.metrics(), &state.hub.stream_infos());
+    if let Some(edge) = &state.edge {
+        text.push_str(&edge.render_metrics());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -40,7 +40,15 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         Duration::from_secs(state.config.limits.idle_timeout_secs),
     );
     let shutdown = state.shutdown.clone();
-    let app = router(&state).into_make_service_with_connect_info::<ClientAddr>();
+    let mut app = router(&state);
+    // On an edge, a live path of a stream not here yet pulls it first.
+    if let Some(edge) = &state.edge {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            edge.clone(),
+            crate::edge::http::on_demand,
+        ));
+    }
+    let app = app.into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

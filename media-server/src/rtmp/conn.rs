@@ -76,6 +76,17 @@ struct Conn {
     chunk_size: usize,
     /// A video keyframe (not a sequence header) went to this viewer.
     keyframe_sent: bool,
+    /// On an edge, a play waiting for its stream to be pulled.
+    pending_play: Option<PendingPlay>,
+}
+
+/// A play on an edge whose stream is being pulled from upstream.
+struct PendingPlay {
+    name: String,
+    key: StreamKey,
+    ready: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::edge::EdgeError>> + Send>,
+    >,
 }
 
 /// Serves one RTMP connection until it ends or the server shuts down.
@@ -107,6 +118,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         started: Instant::now(),
         chunk_size,
         keyframe_sent: false,
+        pending_play: None,
     };
     let end = conn.run().await;
     match &end {
@@ -231,6 +243,9 @@ impl Conn {
                 }
                 t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
                     self.on_vod_tag(t);
+                }
+                r = edge_ready(self.pending_play.as_mut()), if self.pending_play.is_some() => {
+                    self.on_edge_ready(r);
                 }
                 _ = tick.tick() => {
                     if Instant::now() >= self.deadline() {
@@ -420,9 +435,40 @@ impl Conn {
             return;
         };
         debug!(peer = %self.peer, stream = %key, "play");
+        // An edge pulls a stream it does not have before the play starts.
+        if let Some(edge) = &self.state.edge
+            && !self.state.hub.is_live(&key)
+        {
+            let (edge, k) = (edge.clone(), key.clone());
+            self.pending_play = Some(PendingPlay {
+                name: name.to_owned(),
+                key,
+                ready: Box::pin(async move { edge.ensure_live(&k).await }),
+            });
+            return;
+        }
+        self.start_play(name, key);
+    }
+
+    fn start_play(&mut self, name: &str, key: StreamKey) {
         self.subscriber = Some(self.state.hub.subscribe(&key, Protocol::Rtmp));
         self.session.accept_play(name);
         self.key = Some(key);
+    }
+
+    fn on_edge_ready(&mut self, r: Result<(), crate::edge::EdgeError>) {
+        let Some(p) = self.pending_play.take() else {
+            return;
+        };
+        match r {
+            Ok(()) => self.start_play(&p.name, p.key),
+            Err(e) => {
+                info!(peer = %self.peer, stream = %p.key, reason = %e, "play refused");
+                self.session
+                    .reject_play("NetStream.Play.StreamNotFound", &e.to_string());
+                self.close_after_flush();
+            }
+        }
     }
 
     fn on_deliveries(&mut self, deliveries: &mut Vec<Delivery>) {
@@ -524,6 +570,13 @@ async fn recv_media(
 ) -> Result<(), crate::hub::SubscriberClosed> {
     match sub {
         Some(s) => s.recv(out, 1024).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn edge_ready(p: Option<&mut PendingPlay>) -> Result<(), crate::edge::EdgeError> {
+    match p {
+        Some(p) => p.ready.as_mut().await,
         None => std::future::pending().await,
     }
 }

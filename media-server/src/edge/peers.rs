@@ -1,0 +1,98 @@
+//! The pool an edge belongs to (clustered and redirect balancing): its
+//! peers' advertised HTTP addresses, from the static `balancing.peers` list
+//! or from the A records of a headless Service (`balancing.peer_service`,
+//! only ready pods are listed), resolved again on each lookup, and this
+//! edge's own address (`balancing.advertise`).
+
+use std::net::SocketAddr;
+
+use tracing::debug;
+
+use super::rendezvous::Peer;
+use crate::config::BalancingConfig;
+
+/// Where the peer set comes from.
+#[derive(Debug, Clone)]
+pub struct PeerSet {
+    statics: Vec<String>,
+    service: Option<String>,
+    /// HTTP port of peers found through the Service (the same as ours).
+    port: u16,
+    me: Option<String>,
+}
+
+impl PeerSet {
+    /// The peer set of `balancing`; `http_port` is this edge's HTTP port.
+    pub fn new(balancing: &BalancingConfig, http_port: u16) -> Self {
+        Self {
+            statics: balancing.peers.clone(),
+            service: balancing.peer_service.clone(),
+            port: http_port,
+            me: balancing.advertise.clone(),
+        }
+    }
+
+    /// This edge's advertised address.
+    pub fn me(&self) -> Option<&str> {
+        self.me.as_deref()
+    }
+
+    /// The live peers now, this edge included, sorted.
+    pub async fn live(&self) -> Vec<Peer> {
+        let mut addrs: Vec<String> = self.statics.clone();
+        if let Some(service) = &self.service {
+            let target = if service.contains(':') {
+                service.clone()
+            } else {
+                format!("{service}:{}", self.port)
+            };
+            match tokio::net::lookup_host(&target).await {
+                Ok(found) => addrs.extend(found.map(|a: SocketAddr| a.to_string())),
+                Err(e) => debug!(%target, error = %e, "peer service does not resolve"),
+            }
+        }
+        merge(addrs, self.me.as_deref())
+    }
+}
+
+/// The sorted, deduplicated peer list with `me` in it.
+pub fn merge(mut addrs: Vec<String>, me: Option<&str>) -> Vec<Peer> {
+    if let Some(me) = me {
+        addrs.push(me.to_owned());
+    }
+    addrs.sort();
+    addrs.dedup();
+    addrs.into_iter().map(Peer::new).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_self_once_and_sorts() {
+        let peers = merge(
+            vec![
+                "10.0.0.2:8080".into(),
+                "10.0.0.1:8080".into(),
+                "10.0.0.2:8080".into(),
+            ],
+            Some("10.0.0.1:8080"),
+        );
+        let addrs: Vec<&str> = peers.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(addrs, ["10.0.0.1:8080", "10.0.0.2:8080"]);
+    }
+
+    #[tokio::test]
+    async fn service_peers_take_our_http_port() {
+        let b = BalancingConfig {
+            peer_service: Some("127.0.0.1".into()),
+            advertise: Some("127.0.0.2:9000".into()),
+            ..BalancingConfig::default()
+        };
+        let set = PeerSet::new(&b, 9000);
+        let addrs: Vec<String> = set.live().await.into_iter().map(|p| p.addr).collect();
+        assert_eq!(addrs, ["127.0.0.1:9000", "127.0.0.2:9000"]);
+        assert_eq!(set.me(), Some("127.0.0.2:9000"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Live relay on an edge, with real processes and clients on loopback: the
+//! first viewer makes the edge pull the stream from its origin once, every
+//! later viewer shares that pull, it closes when idle, tiers of edges
+//! chain, and a stream no upstream has is refused clearly.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+mod edge_common;
+
+use std::time::Duration;
+
+use common::{Server, http_get, publish, stream_of};
+use edge_common::{
+    Reaped, finish_player, metric_u64, spawn_player, start_edge, urls_of, viewers, wait_until,
+};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+#[test]
+fn twenty_viewers_on_an_edge_are_one_viewer_of_the_origin_and_the_pull_closes_when_idle() {
+    let origin = Server::start();
+    let _publisher = Reaped(publish(&origin.rtmp_url("live", "cam"), 60));
+    origin.wait_live("live", "cam");
+    let (edge, _cache) = start_edge(&urls_of(&origin), 2, &[]);
+
+    let mut players = Vec::new();
+    for i in 0..20 {
+        let url = if i % 2 == 0 {
+            edge.rtmp_url("live", "cam")
+        } else {
+            edge.flv_url("live", "cam")
+        };
+        players.push(spawn_player(&url, 12));
+    }
+    wait_until(WAIT, "20 viewers on the edge", || {
+        viewers(&edge, "live", "cam") == 20
+    });
+    // However many viewers the edge has, the origin serves it once.
+    assert_eq!(viewers(&origin, "live", "cam"), 1, "{}", origin.streams());
+    let streams = edge.streams();
+    assert_eq!(streams["role"], "edge");
+    let entry = stream_of(&streams, "live", "cam").unwrap();
+    assert_eq!(
+        entry["upstream"],
+        format!("rtmp://{}", origin.rtmp),
+        "{streams}"
+    );
+    assert_eq!(entry["viewers_by_protocol"]["rtmp"], 10, "{streams}");
+    assert_eq!(entry["viewers_by_protocol"]["flv"], 10, "{streams}");
+    assert!(
+        stream_of(&origin.streams(), "live", "cam")
+            .unwrap()
+            .get("upstream")
+            .is_none()
+    );
+    assert_eq!(metric_u64(&edge, "fleetcast_edge_pulls_opened_total"), 1);
+    assert_eq!(metric_u64(&edge, "fleetcast_edge_pulls_active"), 1);
+
+    for (i, p) in players.into_iter().enumerate() {
+        let played = finish_player(p, &format!("viewer {i}"));
+        assert!(played.success, "viewer {i}: {}", played.stderr);
+        // 12 s of 30 fps video, from a keyframe on.
+        assert!(
+            played.count(0) >= 150,
+            "viewer {i} got {} video packets",
+            played.count(0)
+        );
+        assert!(played.count(1) > 0, "viewer {i} got no audio");
+    }
+
+    // No viewers: the pull closes after the idle timeout, and the origin
+    // loses its viewer.
+    wait_until(WAIT, "the edge to close its idle pull", || {
+        stream_of(&edge.streams(), "live", "cam").is_none()
+    });
+    wait_until(WAIT, "the origin to lose the edge as a viewer", || {
+        viewers(&origin, "live", "cam") == 0
+    });
+    assert_eq!(metric_u64(&edge, "fleetcast_edge_pulls_active"), 0);
+    assert!(
+        edge.log().contains("relay closed: no viewers"),
+        "{}",
+        edge.log()
+    );
+
+    // A viewer after that opens a new pull.
+    let played = finish_player(spawn_player(&edge.flv_url("live", "cam"), 3), "late viewer");
+    assert!(played.count(0) > 30, "{played:?}");
+    assert_eq!(metric_u64(&edge, "fleetcast_edge_pulls_opened_total"), 2);
+}
+
+#[test]
+fn a_stream_no_upstream_has_is_refused_over_rtmp_and_http() {
+    let origin = Server::start();
+    let (edge, _cache) = start_edge(&urls_of(&origin), 2, &[]);
+    let (status, body) = http_get(edge.http, "/live/nobody.flv");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no upstream"), "{body}");
+    let (status, _) = http_get(edge.http, "/live/nobody/index.m3u8");
+    assert_eq!(status, 404);
+    let played = finish_player(spawn_player(&edge.rtmp_url("live", "nobody"), 3), "player");
+    assert!(!played.success, "playing a missing stream succeeded");
+    assert_eq!(played.total(), 0);
+    assert!(
+        edge.log().contains("stream not found upstream"),
+        "{}",
+        edge.log()
+    );
+    assert!(metric_u64(&edge, "fleetcast_edge_pulls_failed_total") >= 3);
+}
+
+#[test]
+fn edges_chain_in_tiers() {
+    let origin = Server::start();
+    let _publisher = Reaped(publish(&origin.rtmp_url("live", "tier"), 60));
+    origin.wait_live("live", "tier");
+    let (parent, _c1) = start_edge(&urls_of(&origin), 2, &[]);
+    let (child, _c2) = start_edge(&urls_of(&parent), 2, &[]);
+
+    let played = finish_player(
+        spawn_player(&child.rtmp_url("live", "tier"), 6),
+        "viewer of the second tier",
+    );
+    assert!(played.success, "{}", played.stderr);
+    assert!(played.count(0) >= 90, "{} video packets", played.count(0));
+
+    // The pulls are still open (idle timeout): each tier names its upstream.
+    let c = child.streams();
+    assert_eq!(
+        stream_of(&c, "live", "tier").unwrap()["upstream"],
+        format!("rtmp://{}", parent.rtmp),
+        "{c}"
+    );
+    let p = parent.streams();
+    assert_eq!(
+        stream_of(&p, "live", "tier").unwrap()["upstream"],
+        format!("rtmp://{}", origin.rtmp),
+        "{p}"
+    );
+    assert_eq!(viewers(&origin, "live", "tier"), 1);
+}
