@@ -174,6 +174,19 @@ impl Segmenter {
             return Pushed::Buffered;
         }
         if tag.kind == TagKind::Script {
+            // New metadata in the middle of a session: another encoder
+            // session follows (an edge resuming a stream on another origin
+            // sends the new origin's metadata just before its first
+            // keyframe). End the segment here and mark a discontinuity.
+            if self.open.is_some() && crate::flv::script_name(&tag.data) == Some("onMetaData") {
+                let done = self.finish_open_at(ms);
+                self.pending_discontinuity = true;
+                return if done {
+                    Pushed::SegmentDone
+                } else {
+                    Pushed::Buffered
+                };
+            }
             return Pushed::Buffered;
         }
         let starts_gop = if self.muxer.has_video() {

@@ -255,3 +255,23 @@ fn segments_parse_as_transport_streams() {
         .count();
     assert_eq!((video, audio), (want_video, want_audio));
 }
+
+#[test]
+fn new_metadata_mid_session_starts_a_discontinuity() {
+    // An edge resuming on another origin: the new session's metadata and
+    // headers come just before its first keyframe, on a continued timeline.
+    let mut seg = Segmenter::new(config(10));
+    seg.start_session(SystemTime::UNIX_EPOCH);
+    feed(&mut seg, &stream(0, 3000, 1000));
+    seg.push(&crate::hls::testdata::script(3040));
+    feed(&mut seg, &stream(3040, 7000, 1000));
+    let segs: Vec<(String, bool)> = seg
+        .window()
+        .map(|s| (s.name.clone(), s.discontinuity))
+        .collect();
+    assert_eq!(segs[0], ("seg-0.ts".to_owned(), false));
+    assert_eq!(segs[1], ("seg-2000.ts".to_owned(), false));
+    assert_eq!(segs[2], ("seg-3040.ts".to_owned(), true));
+    assert!(segs[3..].iter().all(|s| !s.1), "{segs:?}");
+    assert!(playlist::render(&seg).contains("#EXT-X-DISCONTINUITY"));
+}
