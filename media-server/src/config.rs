@@ -45,6 +45,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Who may publish.
     pub auth: AuthConfig,
+    /// Leaving gracefully on SIGTERM (readiness fails, viewers keep playing for a while).
+    pub drain: crate::drain::DrainConfig,
     /// Edge settings; required when `role` is `edge`, ignored otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge: Option<EdgeConfig>,
@@ -239,6 +241,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
+            drain: crate::drain::DrainConfig::default(),
             edge: None,
         }
     }

@@ -6,6 +6,7 @@
 pub mod amf0;
 pub mod cli;
 pub mod config;
+pub mod drain;
 pub mod edge;
 pub mod flv;
 pub mod fuzzing;
@@ -18,5 +19,6 @@ pub mod range;
 pub mod record;
 pub mod rtmp;
 pub mod server;
+pub mod stats;
 pub mod ts;
 pub mod vod;

@@ -44,8 +44,14 @@ fn main() -> anyhow::Result<()> {
         })?;
         let shutdown = CancellationToken::new();
         let state = AppState::new(config, shutdown.clone());
+        let (drain, period) = (
+            state.drain.clone(),
+            std::time::Duration::from_secs(state.config.drain.period_secs),
+        );
         tokio::spawn(async move {
             server::termination_signal().await;
+            // Leave the Services first, keep serving for the drain period.
+            fleetcast_media::drain::leave(&drain, period, server::termination_signal()).await;
             shutdown.cancel();
         });
         server::run(listeners, state).await.context("serving")

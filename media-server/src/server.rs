@@ -32,6 +32,10 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     /// Background tasks to wait for on shutdown (recorders, segmenters, connections).
     pub tasks: TaskTracker,
+    /// Set once the server drains: `/readyz` answers 503 (see `drain`).
+    pub drain: crate::drain::Drain,
+    /// Egress rate over the last seconds, for `/api/stats`.
+    pub egress: Arc<crate::stats::EgressMeter>,
     /// Who may publish.
     pub publish_auth: Arc<PublishAuth>,
     /// The edge's live relay (`None` on origins).
@@ -102,6 +106,8 @@ impl AppState {
             hub,
             shutdown,
             connections,
+            drain: crate::drain::Drain::default(),
+            egress: Arc::default(),
             tasks,
             publish_auth,
             edge,
@@ -137,6 +143,7 @@ pub async fn run(listeners: Listeners, state: AppState) -> std::io::Result<()> {
     // Recorders follow publications on `state.tasks` and finish their files
     // when `state.shutdown` fires; the drain below waits for them.
     crate::record::start(&state);
+    crate::stats::spawn_sampler(&state);
     let rtmp_task = tokio::spawn(accept_rtmp(listeners.rtmp, state.clone()));
     let http_task = tokio::spawn(crate::http::serve(listeners.http, state.clone()));
 

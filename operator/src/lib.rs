@@ -8,6 +8,7 @@
 // Kubernetes kinds (ConfigMap, MediaCluster) are prose in these docs, not code.
 #![allow(clippy::doc_markdown)]
 
+pub mod autoscale;
 pub mod build;
 pub mod crd;
 pub mod http;

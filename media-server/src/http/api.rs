@@ -56,6 +56,21 @@ pub async fn streams(State(state): State<AppState>) -> Json<Streams> {
     })
 }
 
+/// Readiness: 503 from the moment the server drains, so it leaves its Services
+/// while `/healthz` (liveness) stays 200.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.drain.is_draining() || state.shutdown.is_cancelled() {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (axum::http::StatusCode::OK, "ready\n")
+    }
+}
+
+/// `/api/stats`: viewers and egress of this server (read by the operator's autoscaler).
+pub async fn stats(State(state): State<AppState>) -> Json<crate::stats::Stats> {
+    Json(crate::stats::current(&state))
+}
+
 pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
         (

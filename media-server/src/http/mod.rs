@@ -21,6 +21,8 @@ pub fn router(state: &AppState) -> Router {
     let own = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/api/streams", get(api::streams))
+        .route("/readyz", get(api::readyz))
+        .route("/api/stats", get(api::stats))
         .route("/metrics", get(api::metrics))
         .route("/{app}/{file}", get(flv::play))
         .with_state(state.clone());

@@ -19,20 +19,24 @@ use super::{BuildError, Child, Inputs, Owner, port};
 use crate::crd::MediaCluster;
 use crate::crd::v1alpha1::{Autoscaling, EdgePool, ScalingMetric};
 
-/// Replicas the pool's Deployment asks for; `None` when an HPA owns the field.
-pub fn replicas(pool: &EdgePool, inputs: &Inputs) -> Option<i32> {
+/// Seconds an edge pod gets after SIGTERM beyond its drain period: the server
+/// then tells RTMP viewers to reconnect, waits up to 10 s for connections and
+/// 10 s for HTTP responses to end.
+pub const TERMINATION_MARGIN_SECS: i64 = 25;
+
+/// Replicas the pool's Deployment asks for; `None` when an autoscaler owns the
+/// field (the HPA for cpu, the operator's loop for viewers and bandwidth, under
+/// its own field manager), so the two writers never fight over it.
+pub fn replicas(pool: &EdgePool) -> Option<i32> {
     match &pool.autoscaling {
         None => Some(pool.replicas),
-        Some(a) if a.metric == ScalingMetric::Cpu => None,
-        Some(a) => {
-            let chosen = inputs
-                .scaled_replicas
-                .get(&pool.name)
-                .copied()
-                .unwrap_or(a.min_replicas);
-            Some(chosen.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas)))
-        }
+        Some(_) => None,
     }
+}
+
+/// The pod's terminationGracePeriodSeconds: the drain period plus the margin.
+pub fn termination_grace_seconds(pool: &EdgePool) -> i64 {
+    i64::from(pool.drain.seconds.max(0)) + TERMINATION_MARGIN_SECS
 }
 
 pub(crate) fn children(
@@ -44,6 +48,14 @@ pub(crate) fn children(
     let component = Component::Edge(&pool.name);
     let name = names::edge(&owner.mc, &pool.name);
     let selector = names::selector(&owner.mc, component);
+    if let Some(a) = &pool.autoscaling {
+        crate::autoscale::behavior::from_spec(a.behavior.as_ref()).map_err(|source| {
+            BuildError::Behavior {
+                pool: pool.name.clone(),
+                source,
+            }
+        })?;
+    }
     let config = media_config::edge(mc, pool, &owner.namespace)?;
 
     let disk = quantity::to_bytes(&pool.cache.disk).unwrap_or(0);
@@ -67,6 +79,7 @@ pub(crate) fn children(
         scheduling: pool.scheduling.as_ref(),
         volumes,
         extra_mounts: Vec::new(),
+        termination_grace_seconds: termination_grace_seconds(pool),
     });
     pod::apply_overrides(&mut template, pool.pod_overrides.as_ref()).map_err(|source| {
         BuildError::PodOverrides {
@@ -82,7 +95,7 @@ pub(crate) fn children(
     let deployment = Deployment {
         metadata: owner.meta(name.clone(), component, None),
         spec: Some(DeploymentSpec {
-            replicas: replicas(pool, inputs),
+            replicas: replicas(pool),
             selector: label_selector.clone(),
             template,
             ..DeploymentSpec::default()

@@ -122,6 +122,8 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
         balancing,
         ..EdgeConfig::default()
     });
+    // On SIGTERM: readiness fails, viewers keep playing this long, then reconnect elsewhere.
+    config.drain.period_secs = u64::try_from(pool.drain.seconds).unwrap_or(0);
     finish(&config, &format!("edge pool {}", pool.name))
 }
 

@@ -153,6 +153,14 @@ pub enum BuildError {
     /// A media config could not be rendered.
     #[error(transparent)]
     Config(#[from] media_config::ConfigError),
+    /// A pool's autoscaling.behavior is not one the HPA API would accept.
+    #[error("edge pool {pool}: {source}")]
+    Behavior {
+        /// The pool.
+        pool: String,
+        /// What is wrong.
+        source: crate::autoscale::behavior::BehaviorError,
+    },
     /// A pod override is not a valid partial PodTemplateSpec.
     #[error("{component}: podOverrides is not a valid PodTemplateSpec: {source}")]
     PodOverrides {
@@ -172,6 +180,7 @@ impl BuildError {
             BuildError::Config(media_config::ConfigError::Quantity { .. }) => "InvalidQuantity",
             BuildError::Config(_) => "InvalidMediaConfig",
             BuildError::PodOverrides { .. } => "InvalidPodOverrides",
+            BuildError::Behavior { .. } => "InvalidAutoscalingBehavior",
         }
     }
 }
@@ -181,9 +190,6 @@ impl BuildError {
 pub struct Inputs {
     /// Image tag when the spec names none (the operator's version).
     pub default_tag: String,
-    /// Replicas the viewer/bandwidth autoscaler chose per pool; pools absent
-    /// here start at their minimum.
-    pub scaled_replicas: BTreeMap<String, i32>,
 }
 
 /// Everything a MediaCluster should own, in apply order.

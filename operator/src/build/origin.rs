@@ -22,6 +22,8 @@ use crate::crd::v1alpha1::{OriginSpec, StorageType};
 
 /// Where the publish credential is mounted.
 pub const AUTH_DIR: &str = "/etc/fleetcast/auth";
+/// Seconds between SIGTERM and SIGKILL for an origin (publishers reconnect elsewhere).
+pub const ORIGIN_TERMINATION_GRACE_SECS: i64 = 30;
 /// File name of the publish credential inside [`AUTH_DIR`].
 pub const AUTH_FILE: &str = "publish-token";
 
@@ -47,6 +49,7 @@ pub(crate) fn children(
         scheduling: spec.scheduling.as_ref(),
         volumes,
         extra_mounts,
+        termination_grace_seconds: ORIGIN_TERMINATION_GRACE_SECS,
     });
     pod::apply_overrides(&mut template, spec.pod_overrides.as_ref()).map_err(|source| {
         BuildError::PodOverrides {

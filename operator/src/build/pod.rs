@@ -43,6 +43,8 @@ pub struct PodParams<'a> {
     pub volumes: Vec<(Volume, VolumeMount)>,
     /// Mounts of volumes that come from elsewhere (volumeClaimTemplates).
     pub extra_mounts: Vec<VolumeMount>,
+    /// Time between SIGTERM and SIGKILL: long enough for the server's drain.
+    pub termination_grace_seconds: i64,
 }
 
 /// Image reference `repository:tag`.
@@ -68,10 +70,12 @@ fn env_field(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn probe(period: i32, failures: i32) -> Probe {
+/// Readiness: `/readyz` turns 503 as soon as a pod starts draining (SIGTERM), so
+/// it leaves its Services while `/healthz` (liveness) stays 200 until it exits.
+fn probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
-            path: Some("/healthz".to_owned()),
+            path: Some(path.to_owned()),
             port: IntOrString::String("http".to_owned()),
             ..HTTPGetAction::default()
         }),
@@ -149,7 +153,7 @@ pub fn template(p: PodParams<'_>) -> PodTemplateSpec {
                 ..PodSecurityContext::default()
             }),
             // Edges drain viewers on SIGTERM; give them time before the kill.
-            termination_grace_period_seconds: Some(30),
+            termination_grace_period_seconds: Some(p.termination_grace_seconds),
             node_selector: (!scheduling.node_selector.is_empty())
                 .then_some(scheduling.node_selector),
             affinity: scheduling.affinity,
@@ -188,8 +192,8 @@ fn container(p: &PodParams<'_>, mounts: Vec<VolumeMount>) -> Container {
             env_field("POD_NAMESPACE", "metadata.namespace"),
             env_field("POD_IP", "status.podIP"),
         ]),
-        readiness_probe: Some(probe(5, 2)),
-        liveness_probe: Some(probe(10, 6)),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        liveness_probe: Some(probe("/healthz", 10, 6)),
         resources: p.resources.cloned(),
         volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {

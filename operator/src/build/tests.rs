@@ -1,7 +1,5 @@
 //! Table-driven tests of the desired-state builders.
 
-use std::collections::BTreeMap;
-
 use fleetcast_media::config::{BalancingMode as MediaBalancing, Config, Role};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::json;
@@ -38,7 +36,6 @@ fn two_regions() -> MediaClusterSpec {
 fn inputs() -> Inputs {
     Inputs {
         default_tag: "0.1.0".to_owned(),
-        scaled_replicas: BTreeMap::new(),
     }
 }
 
@@ -272,7 +269,16 @@ fn pod_template_runs_the_server_with_its_config() {
             .http_get
             .as_ref()
             .unwrap();
-        assert_eq!(probe.path.as_deref(), Some("/healthz"));
+        // Readiness turns 503 while the pod drains; liveness stays on /healthz.
+        assert_eq!(probe.path.as_deref(), Some("/readyz"));
+        let live = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
         let ports: Vec<i32> = c
             .ports
             .as_ref()
@@ -447,12 +453,14 @@ fn autoscaling_metric_decides_hpa_and_replicas() {
         max_replicas: 9,
         metric,
         target: 70,
+        behavior: None,
     };
+    // Autoscaled pools leave `replicas` to the HPA or the operator's loop (its own field manager).
     let table = [
         (None, false, Some(2)),
         (Some(autoscaling(ScalingMetric::Cpu)), true, None),
-        (Some(autoscaling(ScalingMetric::Viewers)), false, Some(2)),
-        (Some(autoscaling(ScalingMetric::Bandwidth)), false, Some(2)),
+        (Some(autoscaling(ScalingMetric::Viewers)), false, None),
+        (Some(autoscaling(ScalingMetric::Bandwidth)), false, None),
     ];
     for (scaling, hpa, replicas) in table {
         let mut spec = two_regions();
@@ -473,16 +481,38 @@ fn autoscaling_metric_decides_hpa_and_replicas() {
         };
         assert_eq!(dep.spec.as_ref().unwrap().replicas, replicas, "{scaling:?}");
     }
-    // The viewer autoscaler's choice is used, within the bounds.
-    let mut pool = EdgePool::named("london");
-    pool.autoscaling = Some(autoscaling(ScalingMetric::Viewers));
-    for (chosen, want) in [(5, 5), (50, 9), (0, 2)] {
-        let inputs = Inputs {
-            scaled_replicas: BTreeMap::from([("london".to_owned(), chosen)]),
-            ..inputs()
-        };
-        assert_eq!(edge::replicas(&pool, &inputs), Some(want));
-    }
+    // A behavior the HPA API would refuse builds nothing.
+    let mut spec = two_regions();
+    let mut a = autoscaling(ScalingMetric::Viewers);
+    a.behavior = Some(
+        serde_json::from_value(serde_json::json!({"scaleDown": {"selectPolicy": "Sometimes"}}))
+            .unwrap(),
+    );
+    spec.edges[0].autoscaling = Some(a);
+    let err = desired(&cluster("live", spec), &inputs()).unwrap_err();
+    assert_eq!(err.reason(), "InvalidAutoscalingBehavior");
+    assert!(err.to_string().contains("london"), "{err}");
+}
+
+#[test]
+fn edges_get_a_grace_period_longer_than_their_drain() {
+    let mut spec = two_regions();
+    spec.edges[0].drain.seconds = 45;
+    let d = build(&cluster("live", spec));
+    let grace = |name| {
+        template_of(&d, Kind::Deployment, name)
+            .spec
+            .unwrap()
+            .termination_grace_period_seconds
+            .unwrap()
+    };
+    assert_eq!(
+        grace("live-edge-london"),
+        45 + edge::TERMINATION_MARGIN_SECS
+    );
+    assert_eq!(grace("live-edge-tokyo"), 20 + edge::TERMINATION_MARGIN_SECS);
+    let config = config_of(&d, "live-edge-london");
+    assert_eq!(config.drain.period_secs, 45);
 }
 
 #[test]

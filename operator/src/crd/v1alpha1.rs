@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
 use k8s_openapi::api::core::v1::{
     Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -331,10 +332,38 @@ pub struct EdgePool {
     /// The Service viewers reach the pool through.
     #[serde(default)]
     pub service: EdgeServiceSpec,
+    /// How an edge leaves when it is scaled down or replaced.
+    #[serde(default)]
+    pub drain: DrainSpec,
     /// Escape hatch: a partial PodTemplateSpec merged over the generated one (containers by name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::crd::schema::free_form_object")]
     pub pod_overrides: Option<serde_json::Value>,
+}
+
+/// Draining an edge before it stops: on SIGTERM it fails readiness (leaves the
+/// Service), keeps serving for `seconds`, then tells RTMP viewers to reconnect
+/// and exits. The pod's terminationGracePeriodSeconds is `seconds` plus the
+/// time the server takes to close its connections.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainSpec {
+    /// Seconds an edge keeps serving after it left the Service.
+    #[serde(default = "default_drain_seconds")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub seconds: i32,
+}
+
+fn default_drain_seconds() -> i32 {
+    20
+}
+
+impl Default for DrainSpec {
+    fn default() -> Self {
+        Self {
+            seconds: default_drain_seconds(),
+        }
+    }
 }
 
 fn default_edge_replicas() -> i32 {
@@ -357,6 +386,7 @@ impl EdgePool {
             scheduling: None,
             resources: None,
             service: EdgeServiceSpec::default(),
+            drain: DrainSpec::default(),
             pod_overrides: None,
         }
     }
@@ -381,6 +411,11 @@ pub struct Autoscaling {
     /// Target per pod: viewers, Mbit/s of egress, or percent of the CPU request.
     #[schemars(range(min = 1))]
     pub target: i32,
+    /// Stabilization windows, rate policies and tolerance, as in a HorizontalPodAutoscaler
+    /// (autoscaling/v2); unset parts take HPA's defaults (scale up at once by up to 100% or 4
+    /// pods per 15 s, scale down by the highest recommendation of the last 300 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
 }
 
 fn default_min_replicas() -> i32 {
@@ -530,8 +565,10 @@ pub struct MediaClusterStatus {
     /// Origin pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<ComponentStatus>,
-    /// Per edge pool.
+    /// Per edge pool. A map by name, so the reconciler (replicas) and the
+    /// autoscaler (viewers, egress, scaling) each own their fields of an entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub edges: Vec<PoolStatus>,
     /// "ready/desired" origins, for the printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -552,10 +589,13 @@ pub struct MediaClusterStatus {
 #[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
     /// Pods the workload should have.
+    #[serde(default)]
     pub desired_replicas: i32,
     /// Pods that are ready.
+    #[serde(default)]
     pub ready_replicas: i32,
     /// Pods running the current pod template.
+    #[serde(default)]
     pub updated_replicas: i32,
 }
 
@@ -574,6 +614,58 @@ pub struct PoolStatus {
     /// Egress of the pool in bits per second, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_bits_per_second: Option<i64>,
+    /// The viewer or bandwidth autoscaler's view of the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<PoolAutoscalingStatus>,
+}
+
+/// What the autoscaler measured and decided for one pool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolAutoscalingStatus {
+    /// The signal.
+    pub metric: ScalingMetric,
+    /// Target per pod (viewers, or Mbit/s).
+    pub target: i32,
+    /// Average per pod over the pods that reported (viewers, or Mbit/s), when any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_average: Option<f64>,
+    /// The Deployment's replicas when last evaluated.
+    pub current_replicas: i32,
+    /// What the last evaluation decided.
+    pub desired_replicas: i32,
+    /// Pods whose stats were read.
+    #[serde(default)]
+    pub pods_measured: i32,
+    /// Running pods whose stats could not be read.
+    #[serde(default)]
+    pub pods_missing: i32,
+    /// Pods not started yet.
+    #[serde(default)]
+    pub pods_not_started: i32,
+    /// CamelCase outcome of the last evaluation (WithinTolerance, ScaleDownStabilized, NoMetrics, ...).
+    pub reason: String,
+    /// The same for people.
+    pub message: String,
+    /// The last time the autoscaler changed the replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale: Option<ScaleRecord>,
+}
+
+/// One change of a pool's replicas by the autoscaler.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleRecord {
+    /// When.
+    pub time: Time,
+    /// Replicas before.
+    pub from_replicas: i32,
+    /// Replicas after.
+    pub to_replicas: i32,
+    /// CamelCase reason (MetricAboveTarget, MetricBelowTarget, ScaleUpLimit, ...).
+    pub reason: String,
+    /// For people.
+    pub message: String,
 }
 
 /// Published endpoints.

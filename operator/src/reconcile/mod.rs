@@ -227,7 +227,6 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
     }
     let inputs = Inputs {
         default_tag: ctx.default_tag.clone(),
-        ..Inputs::default()
     };
     let desired = match build::desired(mc, &inputs) {
         Ok(desired) => desired,
@@ -430,7 +429,7 @@ impl Context {
         outcome: &Outcome,
     ) -> Result<()> {
         let status = status::compute(mc, observed, outcome, Timestamp::now());
-        if mc.status.as_ref() == Some(&status) {
+        if mc.status.as_ref().map(status::reconciler_part).as_ref() == Some(&status) {
             return Ok(());
         }
         let namespace = mc.namespace().unwrap_or_default();

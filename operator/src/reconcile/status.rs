@@ -135,8 +135,7 @@ pub fn compute(
         .map(|(pool, w)| PoolStatus {
             name: pool.clone(),
             replicas: w.unwrap_or_default().component(),
-            viewers: None,
-            egress_bits_per_second: None,
+            ..PoolStatus::default()
         })
         .collect();
     let edge_ready: i32 = edges.iter().map(|p| p.replicas.ready_replicas).sum();
@@ -206,9 +205,24 @@ pub fn compute(
         origins_ready: Some(format!("{}/{}", origin.ready, origin.desired)),
         edges_ready: Some(format!("{edge_ready}/{edge_desired}")),
         edges,
-        viewers: mc.status.as_ref().and_then(|s| s.viewers),
+        // Viewers and egress are the autoscaler's fields (its own field manager).
+        viewers: None,
         endpoints: Some(endpoints),
     }
+}
+
+/// The part of a status the reconciler writes: without the fields the
+/// autoscaler owns (viewers, egress, scaling), which it writes under its own
+/// field manager into the same entries of `status.edges`.
+pub fn reconciler_part(status: &MediaClusterStatus) -> MediaClusterStatus {
+    let mut s = status.clone();
+    s.viewers = None;
+    for pool in &mut s.edges {
+        pool.viewers = None;
+        pool.egress_bits_per_second = None;
+        pool.autoscaling = None;
+    }
+    s
 }
 
 /// What is missing, not ready or stuck, for messages.
