@@ -24,6 +24,10 @@ lint: ## cargo fmt --check and clippy with warnings denied
 test: deps lint ## Run every test: installs what is missing, lints, runs all tiers
 	tests/run-all
 
+.PHONY: images
+images: ## Build the operator and media-server OCI image archives into target/images (static musl binaries, no Docker daemon)
+	tools/image/fleetcast
+
 .PHONY: cluster-build
 cluster-build: ## Build etcd, the Kubernetes components and helm from their Go modules (cached)
 	tests/cluster/build
