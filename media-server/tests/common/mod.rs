@@ -92,6 +92,12 @@ impl Server {
 
     /// Starts the origin; `extra_yaml` lines are added to a config file.
     pub fn start_with(extra_yaml: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", extra_yaml)
+    }
+
+    /// Like [`Server::start_with`] with the HTTP listener on `http` (a
+    /// server that must know its own address, e.g. an edge advertising it).
+    pub fn start_on(http: &str, extra_yaml: &[&str]) -> Self {
         let data = TempDir::new("data");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetcast-media"));
         if extra_yaml.is_empty() {
@@ -106,7 +112,7 @@ impl Server {
             .arg(&data.0);
         } else {
             let mut yaml = format!(
-                "rtmp: {{ listen: \"127.0.0.1:0\" }}\nhttp: {{ listen: \"127.0.0.1:0\" }}\ndata_dir: \"{}\"\n",
+                "rtmp: {{ listen: \"127.0.0.1:0\" }}\nhttp: {{ listen: \"{http}\" }}\ndata_dir: \"{}\"\n",
                 data.0.display()
             );
             for l in extra_yaml {

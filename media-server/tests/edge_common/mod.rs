@@ -10,6 +10,16 @@ use super::common::{Server, TempDir, output_bounded, require, stream_of};
 /// Starts an edge pulling from `upstreams` (URLs), idle timeout `idle` s,
 /// with extra yaml lines under `edge:` (indented by the caller).
 pub fn start_edge(upstreams: &[String], idle: u64, extra_edge: &[&str]) -> (Server, TempDir) {
+    start_edge_on("127.0.0.1:0", upstreams, idle, extra_edge)
+}
+
+/// Like [`start_edge`] with the HTTP listener on `http`.
+pub fn start_edge_on(
+    http: &str,
+    upstreams: &[String],
+    idle: u64,
+    extra_edge: &[&str],
+) -> (Server, TempDir) {
     let cache = TempDir::new("edge-cache");
     let list = upstreams
         .iter()
@@ -25,7 +35,7 @@ pub fn start_edge(upstreams: &[String], idle: u64, extra_edge: &[&str]) -> (Serv
     ];
     lines.extend(extra_edge.iter().map(|l| (*l).to_owned()));
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    (Server::start_with(&refs), cache)
+    (Server::start_on(http, &refs), cache)
 }
 
 /// Both upstream URLs of a Fleetcast server.
@@ -119,4 +129,11 @@ pub fn metric_u64(s: &Server, name: &str) -> u64 {
     let (status, body) = s.get("/metrics");
     assert_eq!(status, 200);
     super::common::metric(&super::common::parse_metrics(&body), name) as u64
+}
+
+/// A loopback address with a port free now (for servers that must know
+/// their address before they start).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
