@@ -168,6 +168,13 @@ pub struct CacheConfig {
     pub memory_bytes: u64,
     /// Bytes of the disk tier.
     pub disk_bytes: u64,
+    /// Milliseconds a live playlist (`.m3u8`) is served from the cache
+    /// before it is fetched again.
+    pub playlist_ttl_ms: u64,
+    /// Seconds a VOD file is served without asking the upstream; after
+    /// that the next request revalidates it (`If-None-Match`). 0 = every
+    /// request revalidates.
+    pub revalidate_secs: u64,
 }
 
 /// How edges of one pool divide the work.
@@ -322,6 +329,8 @@ impl Default for CacheConfig {
             dir: PathBuf::from("/cache"),
             memory_bytes: 256 * 1024 * 1024,
             disk_bytes: 10 * 1024 * 1024 * 1024,
+            playlist_ttl_ms: 1000,
+            revalidate_secs: 30,
         }
     }
 }
@@ -508,6 +517,15 @@ fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
     }
     if edge.cache.memory_bytes == 0 {
         bad("edge.cache.memory_bytes", "must be at least 1".into());
+    }
+    if edge.cache.disk_bytes == 0 {
+        bad("edge.cache.disk_bytes", "must be at least 1".into());
+    }
+    if edge.cache.playlist_ttl_ms > 60_000 {
+        bad(
+            "edge.cache.playlist_ttl_ms",
+            "at most 60000: live playlists change every segment".into(),
+        );
     }
     let b = &edge.balancing;
     if b.mode != BalancingMode::Service && b.peers.is_empty() && b.peer_service.is_none() {

@@ -43,6 +43,9 @@ pub struct AppState {
     /// The RTMP listener's address once bound (`/api/streams` tells it to
     /// edges pulling from this server).
     pub rtmp_local: Arc<std::sync::OnceLock<SocketAddr>>,
+    /// The edge's pull-through cache for HTTP objects and RTMP VOD
+    /// (`None` on origins; set by [`AppState::with_edge_cache`]).
+    pub cache: Option<crate::cache::EdgeCache>,
 }
 
 /// Publish authorization, from `auth.publish_token_file`.
@@ -112,7 +115,19 @@ impl AppState {
             publish_auth,
             edge,
             rtmp_local: Arc::default(),
+            cache: None,
         }
+    }
+
+    /// On an edge, starts the pull-through cache (empties `edge.cache.dir`);
+    /// origins are returned as they are.
+    pub fn with_edge_cache(mut self) -> Result<Self, crate::cache::CacheError> {
+        if self.config.role == crate::config::Role::Edge
+            && let Some(edge) = &self.config.edge
+        {
+            self.cache = Some(crate::cache::EdgeCache::new(edge)?);
+        }
+        Ok(self)
     }
 }
 
@@ -134,7 +149,10 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
 
 /// Serves the origin role on bound listeners until `state.shutdown` fires,
 /// then drains.
-pub async fn run(listeners: Listeners, state: AppState) -> std::io::Result<()> {
+pub async fn run(listeners: Listeners, mut state: AppState) -> std::io::Result<()> {
+    if state.cache.is_none() {
+        state = state.with_edge_cache().map_err(std::io::Error::other)?;
+    }
     let rtmp_addr = listeners.rtmp.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
     info!(rtmp = %rtmp_addr, http = %http_addr, "listening");

@@ -84,6 +84,9 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = super::metrics::render(state.hub.metrics(), &state.hub.stream_infos());
+    if let Some(cache) = &state.cache {
+        cache.render_metrics(&mut text);
+    }
     if let Some(edge) = &state.edge {
         text.push_str(&edge.render_metrics());
     }

@@ -497,7 +497,12 @@ impl Conn {
 
     async fn open_vod(&mut self, name: &str) {
         let roots = crate::vod::VodRoots::under(&self.state.config.data_dir);
-        match crate::vod::rtmp::open(&roots, name).await {
+        // An edge plays VOD files from its cache (fetched from the origin once).
+        let opened = match &self.state.cache {
+            Some(cache) => cache.open_rtmp(name).await,
+            None => crate::vod::rtmp::open(&roots, name).await,
+        };
+        match opened {
             Ok(mut playback) => {
                 info!(peer = %self.peer, file = %name, "VOD play");
                 self.session.accept_play(name);

@@ -122,6 +122,10 @@ pub fn routes(state: &crate::server::AppState) -> axum::Router {
     use axum::http::{HeaderMap, Method, Uri};
     use axum::response::IntoResponse;
 
+    // An edge answers VOD from its pull-through cache.
+    if let Some(cache) = &state.cache {
+        return crate::cache::routes(cache.clone());
+    }
     let roots = VodRoots::under(&state.config.data_dir);
     axum::Router::new()
         .route(

@@ -62,6 +62,12 @@ pub async fn open(roots: &VodRoots, stream_name: &str) -> Result<VodPlayback, Vo
     Err(last)
 }
 
+/// Plays a file already known to exist (an edge's cached copy of a VOD
+/// file); it is open by the time this returns.
+pub async fn open_file(path: PathBuf) -> Result<VodPlayback, VodError> {
+    start(path).await
+}
+
 #[derive(Clone, Copy)]
 enum Format {
     Flv,

@@ -118,6 +118,7 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
             dir: PathBuf::from(CACHE_DIR),
             memory_bytes: bytes("memory", &pool.cache.memory)?,
             disk_bytes: bytes("disk", &pool.cache.disk)?,
+            ..CacheConfig::default()
         },
         balancing,
         ..EdgeConfig::default()

@@ -1,0 +1,445 @@
+//! The edge's pull-through cache with real origin and edge processes, a counting
+//! proxy between the edge and the origin (it records every request head
+//! the edge sends upstream and every byte the origin sends back), and real
+//! clients: raw HTTP/1.1, ffprobe over RTMP.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::too_many_lines)]
+
+mod common;
+#[path = "support/http_client.rs"]
+mod http_client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{
+    Server, TempDir, finish_probe, metric, output_bounded, parse_metrics, spawn_probe, test_pattern,
+};
+use http_client::{get, request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Deterministic bytes that differ per `seed`.
+fn content(len: usize, seed: u32) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678 ^ seed.wrapping_mul(0x9e37_79b9);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn vod_file(origin: &Server, name: &str, data: &[u8]) -> PathBuf {
+    let dir = origin.data.0.join("vod");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// What passed between the edge and the origin.
+#[derive(Clone, Default)]
+struct Traffic {
+    heads: Arc<Mutex<Vec<String>>>,
+    bytes_down: Arc<AtomicU64>,
+}
+
+impl Traffic {
+    /// Request heads the edge sent for `path`.
+    fn requests_for(&self, path: &str) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.split_whitespace().nth(1) == Some(path))
+            .cloned()
+            .collect()
+    }
+
+    fn bytes_down(&self) -> u64 {
+        self.bytes_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Relays one connection, recording request heads (the edge sends GETs
+/// without bodies) and counting bytes back.
+async fn relay(client: tokio::net::TcpStream, upstream: SocketAddr, traffic: Traffic) {
+    let Ok(up) = tokio::net::TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = up.into_split();
+    let t = traffic.clone();
+    let up_dir = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut pending = Vec::new();
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&pending[..i]).into_owned();
+                t.heads.lock().unwrap().push(head);
+                pending.drain(..i + 4);
+            }
+            if uw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = uw.shutdown().await;
+    };
+    let down_dir = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match ur.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            traffic.bytes_down.fetch_add(n as u64, Ordering::SeqCst);
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = cw.shutdown().await;
+    };
+    tokio::join!(up_dir, down_dir);
+}
+
+/// A `fleetcast-media edge` process whose only upstream is a counting
+/// proxy (on this test's runtime) in front of `origin`'s HTTP listener.
+struct Edge {
+    _server: Server,
+    http: SocketAddr,
+    rtmp: SocketAddr,
+    traffic: Traffic,
+    cache_dir: PathBuf,
+    _cache: TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Edge {
+    /// `cache` holds extra `edge.cache` fields, e.g. `revalidate_secs: 0`.
+    fn start(origin: &Server, cache: &[&str]) -> Self {
+        let dir = TempDir::new("edge-cache");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let traffic = Traffic::default();
+        let origin_http = origin.http;
+        let proxy_addr = runtime.block_on(async {
+            let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = proxy.local_addr().unwrap();
+            let t = traffic.clone();
+            tokio::spawn(async move {
+                while let Ok((c, _)) = proxy.accept().await {
+                    tokio::spawn(relay(c, origin_http, t.clone()));
+                }
+            });
+            addr
+        });
+        let mut fields = vec![format!("dir: \"{}\"", dir.0.display())];
+        fields.extend(cache.iter().map(|f| (*f).to_owned()));
+        let lines = [
+            "role: edge".to_owned(),
+            "edge:".to_owned(),
+            format!("  upstreams: [\"http://{proxy_addr}\"]"),
+            format!("  cache: {{ {} }}", fields.join(", ")),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let server = Server::start_with(&refs);
+        Self {
+            http: server.http,
+            rtmp: server.rtmp,
+            _server: server,
+            traffic,
+            cache_dir: dir.0.clone(),
+            _cache: dir,
+            runtime: Some(runtime),
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let r = get(self.http, "/metrics");
+        assert_eq!(r.status, 200);
+        metric(&parse_metrics(&r.text()), name)
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    })
+}
+
+#[test]
+fn a_hundred_concurrent_cold_requests_make_one_upstream_fetch() {
+    let origin = Server::start();
+    let data = Arc::new(content(3 * 1024 * 1024 + 17, 1));
+    vod_file(&origin, "big.mp4", &data);
+    let edge = Edge::start(&origin, &[]);
+
+    let barrier = Arc::new(std::sync::Barrier::new(100));
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let (barrier, addr) = (Arc::clone(&barrier), edge.http);
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(addr, "/vod/big.mp4")
+            })
+        })
+        .collect();
+    for t in threads {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body == *data, "a response differs from the file");
+    }
+    let fetches = edge.traffic.requests_for("/vod/big.mp4");
+    assert_eq!(fetches.len(), 1, "{fetches:#?}");
+    assert!(edge.traffic.bytes_down() < 2 * data.len() as u64);
+    assert!((edge.metric("fleetcast_media_cache_upstream_requests_total") - 1.0).abs() < 0.5);
+
+    // Later requests are hits and still exact.
+    let again = get(edge.http, "/vod/big.mp4");
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert!(again.body == *data);
+    assert_eq!(edge.traffic.requests_for("/vod/big.mp4").len(), 1);
+    let hits = edge.metric("fleetcast_media_cache_hits_total{tier=\"disk\"}")
+        + edge.metric("fleetcast_media_cache_hits_total{tier=\"memory\"}");
+    assert!(hits >= 1.0, "{hits}");
+}
+
+#[test]
+fn ranges_and_conditionals_match_the_origin() {
+    let origin = Server::start();
+    let data = content(300_000, 2);
+    vod_file(&origin, "clip.mp4", &data);
+    let edge = Edge::start(&origin, &[]);
+    let direct = get(origin.http, "/vod/clip.mp4");
+    let etag = direct.header("etag").unwrap().to_owned();
+    let modified = direct.header("last-modified").unwrap().to_owned();
+
+    let cases: [(&str, usize, usize); 6] = [
+        ("bytes=0-0", 0, 0),
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=-500", 299_500, 299_999),
+        ("bytes=299990-", 299_990, 299_999),
+        ("bytes=250000-999999", 250_000, 299_999),
+    ];
+    for (range, start, end) in cases {
+        let r = request(edge.http, "GET", "/vod/clip.mp4", &[("Range", range)]);
+        assert_eq!(r.status, 206, "{range}");
+        assert!(r.body == data[start..=end], "{range}: wrong bytes");
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {start}-{end}/300000").as_str()),
+            "{range}"
+        );
+        assert_eq!(r.header("etag"), Some(etag.as_str()));
+    }
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("Range", "bytes=300000-")],
+    );
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */300000"));
+
+    let head = request(edge.http, "HEAD", "/vod/clip.mp4", &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("300000"));
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-type"), Some("video/mp4"));
+    assert_eq!(head.header("last-modified"), Some(modified.as_str()));
+
+    // If-Range: the range applies only while the validator matches.
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("Range", "bytes=10-19"), ("If-Range", &etag)],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (206, &data[10..20]));
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("Range", "bytes=10-19"), ("If-Range", "\"other\"")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("Range", "bytes=10-19"), ("If-Range", &modified)],
+    );
+    assert_eq!(r.status, 206);
+
+    // Conditionals answered by the edge itself.
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/clip.mp4",
+        &[("If-Modified-Since", &modified)],
+    );
+    assert_eq!(r.status, 304);
+
+    // Errors as the origin gives them, and no traversal.
+    assert_eq!(get(edge.http, "/vod/missing.mp4").status, 404);
+    assert_eq!(get(edge.http, "/vod/%2e%2e/config.yaml").status, 400);
+    assert_eq!(request(edge.http, "POST", "/vod/clip.mp4", &[]).status, 405);
+    // Every range above came from one fetch.
+    assert_eq!(edge.traffic.requests_for("/vod/clip.mp4").len(), 1);
+}
+
+#[test]
+fn changed_files_are_revalidated_by_etag() {
+    let origin = Server::start();
+    let first = content(100_000, 3);
+    let path = vod_file(&origin, "talk.mp4", &first);
+    // Revalidate on every request.
+    let edge = Edge::start(&origin, &["revalidate_secs: 0"]);
+
+    let a = get(edge.http, "/vod/talk.mp4");
+    assert_eq!((a.status, a.header("x-cache")), (200, Some("MISS")));
+    assert!(a.body == first);
+    let b = get(edge.http, "/vod/talk.mp4");
+    assert_eq!((b.status, b.header("x-cache")), (200, Some("REVALIDATED")));
+    assert!(b.body == first);
+    let heads = edge.traffic.requests_for("/vod/talk.mp4");
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    let etag = a.header("etag").unwrap();
+    assert!(
+        heads[1]
+            .to_ascii_lowercase()
+            .contains(&format!("if-none-match: {}", etag.to_ascii_lowercase())),
+        "{heads:#?}"
+    );
+    // The 304 carried no body: the file came down once.
+    assert!(edge.traffic.bytes_down() < 2 * first.len() as u64);
+    assert!(
+        edge.metric("fleetcast_media_cache_revalidations_total{result=\"not_modified\"}") >= 1.0
+    );
+
+    // A new file on the origin (another length, so another ETag).
+    let second = content(120_000, 4);
+    std::fs::write(&path, &second).unwrap();
+    let c = get(edge.http, "/vod/talk.mp4");
+    assert_eq!(c.status, 200);
+    assert!(c.body == second, "the edge served the old bytes");
+    assert_ne!(c.header("etag"), Some(etag));
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/talk.mp4",
+        &[("Range", "bytes=110000-110009")],
+    );
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &second[110_000..110_010])
+    );
+}
+
+#[test]
+fn the_disk_tier_stays_within_its_bound() {
+    let origin = Server::start();
+    let bound = 1024 * 1024;
+    // Memory too small to hold any of these files.
+    let edge = Edge::start(
+        &origin,
+        &[&format!("disk_bytes: {bound}"), "memory_bytes: 65536"],
+    );
+    let files: Vec<Vec<u8>> = (0..8).map(|i| content(300 * 1024, 10 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        vod_file(&origin, &format!("f{i}.mp4"), f);
+    }
+    let objects = edge.cache_dir.join("objects");
+    for (i, f) in files.iter().enumerate() {
+        let r = get(edge.http, &format!("/vod/f{i}.mp4"));
+        assert_eq!(r.status, 200);
+        assert!(r.body == *f);
+        let size = dir_bytes(&objects);
+        assert!(size <= bound, "cache dir holds {size} bytes after f{i}");
+    }
+    assert!(dir_bytes(&objects) > 0);
+    assert!(edge.metric("fleetcast_media_cache_size_bytes{tier=\"disk\"}") <= 1_048_576.0);
+    // The most recent file is still held; the first was evicted.
+    let last = get(edge.http, "/vod/f7.mp4");
+    assert_eq!(last.header("x-cache"), Some("HIT"));
+    let first = get(edge.http, "/vod/f0.mp4");
+    assert_eq!(first.header("x-cache"), Some("MISS"));
+    assert!(first.body == files[0]);
+    assert!(dir_bytes(&objects) <= bound);
+}
+
+fn make_mp4(path: &Path) {
+    let mut cmd = test_pattern("320x240", false);
+    cmd.args(["-t", "3"]);
+    let out = output_bounded(
+        cmd.arg(path).spawn().unwrap(),
+        Duration::from_mins(1),
+        "ffmpeg making an MP4",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn rtmp_vod_on_the_edge_reads_the_origin_once() {
+    let origin = Server::start();
+    let dir = origin.data.0.join("vod");
+    std::fs::create_dir_all(&dir).unwrap();
+    make_mp4(&dir.join("show.mp4"));
+    let size = std::fs::metadata(dir.join("show.mp4")).unwrap().len();
+    let edge = Edge::start(&origin, &[]);
+
+    for round in 0..2 {
+        let url = format!("rtmp://{}/vod/show.mp4", edge.rtmp);
+        let p = finish_probe(spawn_probe(&url), &url);
+        assert_eq!(
+            (p.video_codec.as_str(), p.audio_codec.as_str()),
+            ("h264", "aac"),
+            "round {round}: {p:?}"
+        );
+        assert_eq!(p.video_packets, 90, "round {round}: {p:?}");
+    }
+    // `mp4:show` names the same file.
+    let url = format!("rtmp://{}/vod/mp4:show", edge.rtmp);
+    assert_eq!(finish_probe(spawn_probe(&url), &url).video_packets, 90);
+    let fetches = edge.traffic.requests_for("/vod/show.mp4");
+    assert_eq!(fetches.len(), 1, "{fetches:#?}");
+    assert!(edge.traffic.bytes_down() < 2 * size);
+    // A name the origin does not have.
+    let url = format!("rtmp://{}/vod/none.mp4", edge.rtmp);
+    let out = output_bounded(spawn_probe(&url), Duration::from_mins(1), "ffprobe none");
+    assert!(!out.status.success());
+}
