@@ -33,8 +33,12 @@ fn main() -> anyhow::Result<()> {
                 "edge: live streams are pulled from upstreams on demand"
             );
         }
-        for dir in [config.vod_dir(), config.recordings_dir()] {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Edges keep no files of their own there (VOD comes through the cache).
+        if config.role == Role::Origin {
+            for dir in [config.vod_dir(), config.recordings_dir()] {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
         }
         let listeners = server::bind(&config).await.with_context(|| {
             format!(
