@@ -28,6 +28,14 @@ test: deps lint ## Run every test: installs what is missing, lints, runs all tie
 images: ## Build the operator and media-server OCI image archives into target/images (static musl binaries, no Docker daemon)
 	tools/image/fleetcast
 
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart (charts/fleetcast); its tests are in make test
+	"$$(tests/cluster/build | tail -n 1)/helm" lint --strict charts/fleetcast
+
+.PHONY: rbac-file
+rbac-file: ## Regenerate charts/rbac/rbac.yaml (the operator's RBAC without Helm) from the chart
+	charts/rbac/generate
+
 .PHONY: cluster-build
 cluster-build: ## Build etcd, the Kubernetes components and helm from their Go modules (cached)
 	tests/cluster/build

@@ -3,7 +3,8 @@
 //!
 //! `crd` is the API, `build` the pure desired state, `reconcile` applies it and
 //! reports status, `leader` keeps a second replica idle, `metrics` and `http`
-//! serve what Prometheus and the kubelet ask for.
+//! serve what Prometheus and the kubelet ask for; `probe` is the one HTTP GET
+//! of `fleetcast-operator probe` (checks from the shell-less image).
 
 // Kubernetes kinds (ConfigMap, MediaCluster) are prose in these docs, not code.
 #![allow(clippy::doc_markdown)]
@@ -14,6 +15,7 @@ pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod probe;
 pub mod reconcile;
 
 use build::Kind;

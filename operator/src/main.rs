@@ -33,6 +33,20 @@ enum Command {
     Run(RunArgs),
     /// Print the MediaCluster CustomResourceDefinition as YAML.
     Crd,
+    /// GET an http:// URL and exit 0 on a 2xx answer (checks from the image, which has no shell).
+    Probe(ProbeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProbeArgs {
+    /// The URL, e.g. http://fleetcast-operator-metrics.fleetcast-system.svc:8080/healthz.
+    url: String,
+    /// Attempts, one second apart, before giving up.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+    /// Seconds one attempt may take.
+    #[arg(long, default_value_t = 5)]
+    timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +93,11 @@ fn main() -> anyhow::Result<()> {
             print!("{}", fleetcast_operator::crd::crd_yaml()?);
             Ok(())
         }
+        Command::Probe(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?
+            .block_on(probe(&args)),
         Command::Run(args) => {
             init_logs(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +106,29 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the tokio runtime")?;
             runtime.block_on(run(args))
         }
+    }
+}
+
+/// Runs `probe`: the answer's status on stdout, the last error as the failure.
+async fn probe(args: &ProbeArgs) -> anyhow::Result<()> {
+    let target = fleetcast_operator::probe::Target::parse(&args.url)?;
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let mut attempt = 1;
+    loop {
+        let outcome = match fleetcast_operator::probe::get(&target, timeout).await {
+            Ok(code) if (200..300).contains(&code) => {
+                println!("{}: {code}", args.url);
+                return Ok(());
+            }
+            Ok(code) => anyhow::anyhow!("{}: answered {code}", args.url),
+            Err(e) => e.into(),
+        };
+        if attempt >= args.retries {
+            return Err(outcome.context(format!("probing {}, attempts: {attempt}", args.url)));
+        }
+        eprintln!("attempt {attempt}: {outcome:#}");
+        attempt += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
