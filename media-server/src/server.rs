@@ -125,7 +125,8 @@ impl AppState {
         if self.config.role == crate::config::Role::Edge
             && let Some(edge) = &self.config.edge
         {
-            self.cache = Some(crate::cache::EdgeCache::new(edge)?);
+            let port = self.config.http.listen.port();
+            self.cache = Some(crate::cache::EdgeCache::new(edge, port)?);
         }
         Ok(self)
     }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use common::{
     Server, TempDir, finish_probe, metric, output_bounded, parse_metrics, spawn_probe, test_pattern,
 };
+use fleetcast_media::edge::rendezvous::{Peer, owner};
 use http_client::{get, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -111,22 +112,16 @@ async fn relay(client: tokio::net::TcpStream, upstream: SocketAddr, traffic: Tra
     tokio::join!(up_dir, down_dir);
 }
 
-/// A `fleetcast-media edge` process whose only upstream is a counting
-/// proxy (on this test's runtime) in front of `origin`'s HTTP listener.
-struct Edge {
-    _server: Server,
-    http: SocketAddr,
-    rtmp: SocketAddr,
+/// A counting proxy in front of `origin`'s HTTP listener, on a runtime of
+/// its own.
+struct Proxy {
+    addr: SocketAddr,
     traffic: Traffic,
-    cache_dir: PathBuf,
-    _cache: TempDir,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl Edge {
-    /// `cache` holds extra `edge.cache` fields, e.g. `revalidate_secs: 0`.
-    fn start(origin: &Server, cache: &[&str]) -> Self {
-        let dir = TempDir::new("edge-cache");
+impl Proxy {
+    fn start(origin: &Server) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -134,7 +129,7 @@ impl Edge {
             .unwrap();
         let traffic = Traffic::default();
         let origin_http = origin.http;
-        let proxy_addr = runtime.block_on(async {
+        let addr = runtime.block_on(async {
             let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = proxy.local_addr().unwrap();
             let t = traffic.clone();
@@ -145,24 +140,72 @@ impl Edge {
             });
             addr
         });
+        Self {
+            addr,
+            traffic,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A `fleetcast-media edge` process whose only upstream is a counting
+/// proxy in front of the origin.
+struct Edge {
+    _server: Server,
+    http: SocketAddr,
+    rtmp: SocketAddr,
+    traffic: Traffic,
+    cache_dir: PathBuf,
+    _cache: TempDir,
+    /// The edge's own proxy, kept running as long as the edge.
+    #[allow(dead_code)]
+    own_proxy: Option<Proxy>,
+}
+
+impl Edge {
+    /// An edge with a proxy of its own; `cache` holds extra `edge.cache`
+    /// fields, e.g. `revalidate_secs: 0`.
+    fn start(origin: &Server, cache: &[&str]) -> Self {
+        let proxy = Proxy::start(origin);
+        let mut edge = Self::behind(&proxy, cache, None, &[]);
+        edge.own_proxy = Some(proxy);
+        edge
+    }
+
+    /// An edge behind `proxy`, on HTTP address `http` if given, with extra
+    /// lines under `edge:`.
+    fn behind(proxy: &Proxy, cache: &[&str], http: Option<&str>, extra_edge: &[&str]) -> Self {
+        let dir = TempDir::new("edge-cache");
         let mut fields = vec![format!("dir: \"{}\"", dir.0.display())];
         fields.extend(cache.iter().map(|f| (*f).to_owned()));
-        let lines = [
+        let mut lines = vec![
             "role: edge".to_owned(),
             "edge:".to_owned(),
-            format!("  upstreams: [\"http://{proxy_addr}\"]"),
+            format!("  upstreams: [\"http://{}\"]", proxy.addr),
             format!("  cache: {{ {} }}", fields.join(", ")),
         ];
+        lines.extend(extra_edge.iter().map(|l| (*l).to_owned()));
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let server = Server::start_with(&refs);
+        let server = match http {
+            Some(addr) => Server::start_on(addr, &refs),
+            None => Server::start_with(&refs),
+        };
         Self {
             http: server.http,
             rtmp: server.rtmp,
             _server: server,
-            traffic,
+            traffic: proxy.traffic.clone(),
             cache_dir: dir.0.clone(),
             _cache: dir,
-            runtime: Some(runtime),
+            own_proxy: None,
         }
     }
 
@@ -173,12 +216,11 @@ impl Edge {
     }
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(5));
-        }
-    }
+/// A loopback address free a moment ago (for edges that must know each
+/// other's address before they start).
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -442,4 +484,168 @@ fn rtmp_vod_on_the_edge_reads_the_origin_once() {
     let url = format!("rtmp://{}/vod/none.mp4", edge.rtmp);
     let out = output_bounded(spawn_probe(&url), Duration::from_mins(1), "ffprobe none");
     assert!(!out.status.success());
+}
+
+#[test]
+fn clustered_edges_fetch_each_object_once_for_the_pool() {
+    let origin = Server::start();
+    let files: Vec<Vec<u8>> = (0..6).map(|i| content(200 * 1024, 40 + i)).collect();
+    for (i, f) in files.iter().enumerate() {
+        vod_file(&origin, &format!("p{i}.mp4"), f);
+    }
+    let proxy = Proxy::start(&origin);
+    let addrs = [free_addr(), free_addr()];
+    let peers = format!("    peers: [\"{}\", \"{}\"]", addrs[0], addrs[1]);
+    let start = |me: &str| {
+        Edge::behind(
+            &proxy,
+            &[],
+            Some(me),
+            &[
+                "  balancing:",
+                "    mode: clustered",
+                &peers,
+                &format!("    advertise: \"{me}\""),
+            ],
+        )
+    };
+    let edges = [start(&addrs[0]), start(&addrs[1])];
+    let pool: Vec<Peer> = addrs.iter().map(Peer::new).collect();
+
+    for (i, f) in files.iter().enumerate() {
+        let path = format!("/vod/p{i}.mp4");
+        // Ten concurrent requests on each edge of the pool.
+        let threads: Vec<_> = (0..20)
+            .map(|n| {
+                let (addr, path) = (edges[n % 2].http, path.clone());
+                std::thread::spawn(move || get(addr, &path))
+            })
+            .collect();
+        for t in threads {
+            let r = t.join().unwrap();
+            assert_eq!(r.status, 200, "{path}");
+            assert!(r.body == *f, "{path}: wrong bytes");
+        }
+        let fetched = proxy.traffic.requests_for(&path);
+        assert_eq!(fetched.len(), 1, "{path}: {fetched:#?}");
+    }
+    // Each edge's disk holds only the objects it owns: the pool's capacity
+    // adds up.
+    for (e, edge) in edges.iter().enumerate() {
+        let owned: u64 = (0..files.len())
+            .filter(|i| owner(&format!("/vod/p{i}.mp4"), &pool).unwrap().addr == addrs[e])
+            .map(|i| files[i].len() as u64)
+            .sum();
+        let held = dir_bytes(&edge.cache_dir.join("objects"));
+        assert!(held <= owned, "edge {e} holds {held} bytes, owns {owned}");
+    }
+    let peer_requests: f64 = edges
+        .iter()
+        .map(|e| e.metric("fleetcast_media_cache_peer_requests_total"))
+        .sum();
+    assert!(peer_requests >= 1.0);
+}
+
+/// HLS objects through the cache itself (the edge's HTTP routing sends HLS
+/// to the live relay; `EdgeCache::serve` answers any path for callers that
+/// proxy HLS from an HTTP upstream).
+#[test]
+fn a_hundred_concurrent_misses_of_one_hls_segment_make_one_fetch() {
+    use fleetcast_media::cache::EdgeCache;
+    use fleetcast_media::config::{CacheConfig, EdgeConfig};
+    use fleetcast_media::http_file::{Body, FileRequest};
+
+    let origin = Server::start();
+    let mut publisher = common::publish(&origin.rtmp_url("live", "cam"), 12);
+    origin.wait_live("live", "cam");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let segment = loop {
+        let r = get(origin.http, "/live/cam/index.m3u8");
+        if r.status == 200
+            && let Some(s) = r
+                .text()
+                .lines()
+                .find(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            break s.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no HLS segment");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let expected = get(origin.http, &format!("/live/cam/{segment}"));
+    assert_eq!(expected.status, 200);
+    let expected = expected.body;
+    let proxy = Proxy::start(&origin);
+    let dir = TempDir::new("cache-lib");
+    let edge = EdgeConfig {
+        upstreams: vec![format!("http://{}", proxy.addr)],
+        cache: CacheConfig {
+            dir: dir.0.clone(),
+            playlist_ttl_ms: 60_000,
+            ..CacheConfig::default()
+        },
+        ..EdgeConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seg_path = format!("/live/cam/{segment}");
+    let bodies = runtime.block_on(async {
+        let cache = EdgeCache::new(&edge, 0).unwrap();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (cache, path) = (cache.clone(), seg_path.clone());
+                tokio::spawn(async move {
+                    let req = FileRequest {
+                        method: "GET",
+                        path: &path,
+                        ..FileRequest::default()
+                    };
+                    let r = cache.serve(&req).await;
+                    let body = match r.body {
+                        Body::Bytes(b) => b.to_vec(),
+                        Body::File { mut file, len, .. } => {
+                            let mut v = Vec::new();
+                            (&mut file).take(len).read_to_end(&mut v).await.unwrap();
+                            v
+                        }
+                        Body::Empty => Vec::new(),
+                    };
+                    (r.status, body)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        // The playlist: kept for its TTL (60 s here), so the second is a hit.
+        let req = FileRequest {
+            method: "GET",
+            path: "/live/cam/index.m3u8",
+            ..FileRequest::default()
+        };
+        let first = cache.serve(&req).await;
+        let second = cache.serve(&req).await;
+        assert_eq!(first.status, 200);
+        assert_eq!(
+            first.header("content-type"),
+            Some("application/vnd.apple.mpegurl")
+        );
+        assert_eq!(second.header("x-cache"), Some("HIT"));
+        out
+    });
+    for (status, body) in bodies {
+        assert_eq!(status, 200);
+        assert!(
+            body == expected,
+            "a segment answer differs from the origin's"
+        );
+    }
+    assert_eq!(proxy.traffic.requests_for(&seg_path).len(), 1);
+    assert_eq!(proxy.traffic.requests_for("/live/cam/index.m3u8").len(), 1);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
 }

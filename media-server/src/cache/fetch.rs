@@ -24,6 +24,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
 
+/// Marks a request one edge of a pool sends another for an object it owns.
+pub const PEER_HEADER: &str = "x-fleetcast-peer";
+
 /// How long connecting to one upstream address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the upstream may take to send its response head.
@@ -163,11 +166,48 @@ impl Fetcher {
         if self.upstreams.is_empty() {
             return Err(FetchError::NoUpstream);
         }
+        let addrs = self.addresses().await;
+        self.fetch_from(&addrs, false, path, if_none_match, sink, counted)
+            .await
+    }
+
+    /// `GET path` from the pool peer at `peer` (`HOST:PORT`), marked as a
+    /// peer request so the peer fetches from the upstreams itself rather
+    /// than forwarding again (pools whose members disagree on the owner
+    /// for a moment must not loop).
+    pub async fn fetch_peer(
+        &self,
+        peer: &str,
+        path: &str,
+        if_none_match: Option<&str>,
+        sink: &Sink<'_>,
+        counted: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Fetched, FetchError> {
+        let addrs: Vec<(String, SocketAddr)> = match tokio::net::lookup_host(peer).await {
+            Ok(a) => a.map(|a| (peer.to_owned(), a)).collect(),
+            Err(e) => return Err(FetchError::Unreachable(format!("{peer}: {e}"))),
+        };
+        self.fetch_from(&addrs, true, path, if_none_match, sink, counted)
+            .await
+    }
+
+    async fn fetch_from(
+        &self,
+        addrs: &[(String, SocketAddr)],
+        from_peer: bool,
+        path: &str,
+        if_none_match: Option<&str>,
+        sink: &Sink<'_>,
+        counted: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Fetched, FetchError> {
         let mut last = FetchError::Unreachable("no address resolved".into());
-        for (host, addr) in self.addresses().await {
+        for (host, addr) in addrs {
             let mut req = hyper::Request::get(format!("http://{addr}{path}"))
                 .header(header::HOST, host.as_str())
                 .header(header::USER_AGENT, "fleetcast-edge");
+            if from_peer {
+                req = req.header(PEER_HEADER, "1");
+            }
             if let Some(tag) = if_none_match {
                 req = req.header(header::IF_NONE_MATCH, tag);
             }

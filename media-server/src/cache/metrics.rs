@@ -24,6 +24,7 @@ pub struct CacheMetrics {
     pub(super) upstream_requests: AtomicU64,
     pub(super) upstream_bytes: AtomicU64,
     pub(super) upstream_errors: AtomicU64,
+    pub(super) peer_requests: AtomicU64,
     pub(super) bytes_served_memory: AtomicU64,
     pub(super) bytes_served_disk: AtomicU64,
 }
@@ -104,6 +105,12 @@ impl CacheMetrics {
             "counter",
             "Fetches that failed (unreachable upstream, error status, broken transfer).",
             &[("", load(&self.upstream_errors))],
+        );
+        family(
+            "fleetcast_media_cache_peer_requests_total",
+            "counter",
+            "Misses fetched from the owner edge of a clustered pool.",
+            &[("", load(&self.peer_requests))],
         );
         family(
             "fleetcast_media_cache_served_bytes_total",

@@ -27,6 +27,7 @@ pub mod fetch;
 pub mod memory;
 pub mod metrics;
 pub mod policy;
+pub mod pool;
 pub mod respond;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ use self::fetch::{FetchError, Fetched, Fetcher, Sink};
 use self::memory::MemoryTier;
 use self::metrics::{CacheMetrics, Tier};
 use self::policy::{Action, Class, Freshness};
+use self::pool::{Pool, Route};
 use self::respond::{Outcome, respond};
 use crate::config::EdgeConfig;
 use crate::http_file::{FileRequest, FileResponse, content_type};
@@ -117,6 +119,9 @@ struct Inner {
     freshness: Freshness,
     memory_bytes: u64,
     epoch: Instant,
+    /// Set on clustered edges: misses of objects another edge owns are
+    /// fetched from it.
+    pool: Option<Pool>,
 }
 
 /// The edge cache (cheap to clone; one per process).
@@ -135,9 +140,11 @@ impl std::fmt::Debug for EdgeCache {
 }
 
 impl EdgeCache {
-    /// A cache for `edge` (its `http://` upstreams and `cache` settings).
-    /// Empties `edge.cache.dir/objects`.
-    pub fn new(edge: &EdgeConfig) -> Result<Self, CacheError> {
+    /// A cache for `edge` (its `http://` upstreams, `cache` settings and,
+    /// when clustered, its pool; `http_port` is this edge's HTTP port, the
+    /// port of peers found through the peer Service). Empties
+    /// `edge.cache.dir/objects`.
+    pub fn new(edge: &EdgeConfig, http_port: u16) -> Result<Self, CacheError> {
         let c = &edge.cache;
         let disk =
             DiskTier::new(&c.dir, c.disk_bytes).map_err(|e| CacheError::Dir(c.dir.clone(), e))?;
@@ -154,6 +161,7 @@ impl EdgeCache {
                 },
                 memory_bytes: c.memory_bytes,
                 epoch: Instant::now(),
+                pool: Pool::of(edge, http_port),
             }),
         })
     }
@@ -170,8 +178,14 @@ impl EdgeCache {
     }
 
     /// Answers a `GET`/`HEAD` for `req.path` from the cache, fetching it
-    /// from the upstream on a miss.
+    /// from the upstream (or the owner edge of a clustered pool) on a miss.
     pub async fn serve(&self, req: &FileRequest<'_>) -> FileResponse {
+        self.serve_for(req, false).await
+    }
+
+    /// [`serve`](Self::serve); `from_peer` when another edge of the pool
+    /// asks (it is fetched upstream, never forwarded).
+    pub async fn serve_for(&self, req: &FileRequest<'_>, from_peer: bool) -> FileResponse {
         let head = req.is_head();
         if !(head || req.method.eq_ignore_ascii_case("GET")) {
             let mut r = FileResponse::text(405, "method not allowed\n", false);
@@ -183,7 +197,7 @@ impl EdgeCache {
         };
         // Twice: a disk object may be evicted between lookup and open.
         for _ in 0..2 {
-            match self.get(&key).await {
+            match self.get(&key, from_peer).await {
                 Ok((object, outcome)) => {
                     if let Some(r) = respond(&object, req, outcome, &self.inner.metrics).await {
                         return r;
@@ -211,7 +225,7 @@ impl EdgeCache {
             let key = format!("/vod/{}", encode_parts(&parts));
             // Twice: a disk object may be evicted between lookup and open.
             for _ in 0..2 {
-                match self.get(&key).await {
+                match self.get(&key, false).await {
                     Ok((object, _)) => {
                         if let Some(played) = self.play(&key, &object).await {
                             return played;
@@ -264,7 +278,7 @@ impl EdgeCache {
 
     /// The object under `key`: fresh from a tier, or fetched/revalidated
     /// (one upstream request however many callers ask at once).
-    async fn get(&self, key: &str) -> FlightResult {
+    async fn get(&self, key: &str, from_peer: bool) -> FlightResult {
         let inner = &self.inner;
         let found = inner.find(key);
         if let Some(object) = &found
@@ -283,6 +297,17 @@ impl EdgeCache {
         if found.is_none() {
             CacheMetrics::add(&inner.metrics.misses, 1);
         }
+        let route = match &inner.pool {
+            Some(pool) if !from_peer => pool.route(key).await,
+            _ => Route::Upstream,
+        };
+        // Fetches from the owner and from the upstream coalesce apart: an
+        // owner's upstream fetch must not wait on a peer fetch that waits
+        // on it.
+        let flight_key = match &route {
+            Route::Upstream => key.to_owned(),
+            Route::Peer(_) => format!("peer {key}"),
+        };
         let recheck = || {
             inner
                 .find(key)
@@ -292,11 +317,11 @@ impl EdgeCache {
         let make = || {
             let inner = Arc::clone(&self.inner);
             let key = key.to_owned();
-            async move { inner.fill(&key, found).await }
+            async move { inner.fill(&key, found, route).await }
         };
         inner
             .flights
-            .run(key, recheck, make)
+            .run(&flight_key, recheck, make)
             .await
             .unwrap_or_else(|| Err(Arc::new(CacheError::Internal)))
     }
@@ -325,7 +350,7 @@ impl Inner {
     }
 
     /// Fetches `key` (or revalidates `stale`) and stores the result.
-    async fn fill(&self, key: &str, stale: Option<Arc<Object>>) -> FlightResult {
+    async fn fill(&self, key: &str, stale: Option<Arc<Object>>, route: Route) -> FlightResult {
         let class = Class::of(key);
         let revalidate = stale.as_ref().filter(|o| {
             o.meta.etag.is_some()
@@ -350,10 +375,25 @@ impl Inner {
             CacheMetrics::add(&m.upstream_requests, requests);
             CacheMetrics::add(&m.upstream_bytes, bytes);
         };
-        let fetched = self
-            .fetcher
-            .fetch(key, if_none_match.as_deref(), &sink, &counted)
-            .await;
+        let inm = if_none_match.as_deref();
+        let fetched = match &route {
+            Route::Upstream => self.fetcher.fetch(key, inm, &sink, &counted).await,
+            Route::Peer(owner) => {
+                CacheMetrics::add(&m.peer_requests, 1);
+                match self
+                    .fetcher
+                    .fetch_peer(owner, key, inm, &sink, &counted)
+                    .await
+                {
+                    // The owner is gone or failing: ask the upstream.
+                    Err(e @ (FetchError::Unreachable(_) | FetchError::Status(500..=599))) => {
+                        tracing::debug!(%owner, error = %e, "owner edge unavailable, fetching upstream");
+                        self.fetcher.fetch(key, inm, &sink, &counted).await
+                    }
+                    other => other,
+                }
+            }
+        };
         match fetched {
             Ok(Fetched::NotModified(_)) => match stale {
                 Some(stale) => {
@@ -368,7 +408,12 @@ impl Inner {
                 validators,
                 len,
                 memory,
-            }) => self.store(key, class, validators, len, memory, file),
+            }) => {
+                // A non-owner keeps its copy in memory only: the owner's
+                // disk holds the object for the pool.
+                let file_indexed = route == Route::Upstream;
+                self.store(key, class, (validators, len, memory), file, file_indexed)
+            }
             Err(e) => {
                 CacheMetrics::add(&m.upstream_errors, 1);
                 match (stale, e) {
@@ -408,10 +453,9 @@ impl Inner {
         &self,
         key: &str,
         class: Class,
-        validators: fetch::Validators,
-        len: u64,
-        memory: Option<Bytes>,
+        (validators, len, memory): (fetch::Validators, u64, Option<Bytes>),
         file: Option<Arc<DiskFile>>,
+        file_indexed: bool,
     ) -> FlightResult {
         let storable = policy::storable(validators.cache_control.as_deref());
         let meta = Arc::new(Meta {
@@ -440,8 +484,9 @@ impl Inner {
                 })
             });
         if storable {
-            if let Some(o) = &on_disk {
-                self.disk.insert(key, Arc::clone(o));
+            match &on_disk {
+                Some(o) if file_indexed => self.disk.insert(key, Arc::clone(o)),
+                _ => self.disk.remove(key),
             }
             match &in_memory {
                 Some(o) => self.memory.insert(key, Arc::clone(o)),
@@ -503,7 +548,8 @@ pub fn routes(cache: EdgeCache) -> axum::Router {
                  uri: Uri,
                  headers: HeaderMap| async move {
                     let req = crate::http_file::axum_glue::request(&method, &uri, &headers, None);
-                    cache.serve(&req).await.into_response()
+                    let from_peer = headers.contains_key(fetch::PEER_HEADER);
+                    cache.serve_for(&req, from_peer).await.into_response()
                 },
             ),
         )
