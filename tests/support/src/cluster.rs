@@ -35,6 +35,20 @@ const TAIL_LINES: usize = 60;
 /// the binary fails at once with the same reason instead of retrying.
 static SHARED: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
 
+/// The same with the node started too (`tests/cluster/up --node`).
+static SHARED_NODE: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
+
+/// The local node's addresses, as `tests/cluster/up --node` prints them.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The node's (and the API server's advertised) address.
+    pub ip: String,
+    /// containerd's socket, for `ctr --address` (importing images).
+    pub containerd_address: PathBuf,
+    /// The address of the cluster DNS Service (`CoreDNS`).
+    pub dns: String,
+}
+
 /// A Kubernetes cluster to test against, and the kubectl/helm to drive it.
 #[derive(Clone)]
 pub struct Cluster {
@@ -46,6 +60,8 @@ pub struct Cluster {
     bin_dir: PathBuf,
     /// True when the user pointed the tests at their own cluster.
     external: bool,
+    /// The local node, when started ([`Cluster::with_node`]).
+    node: Option<Node>,
 }
 
 impl fmt::Debug for Cluster {
@@ -54,6 +70,7 @@ impl fmt::Debug for Cluster {
             .field("kubeconfig", &self.kubeconfig_env)
             .field("bin_dir", &self.bin_dir)
             .field("external", &self.external)
+            .field("node", &self.node)
             .finish()
     }
 }
@@ -69,6 +86,23 @@ impl Cluster {
             .await
             .clone()
             .map_err(|e| anyhow!("the test cluster is not available: {e}"))
+    }
+
+    /// Like [`Cluster::shared`], with a node that runs pods: `tests/cluster/up
+    /// --node` adds containerd, the kubelet, kube-proxy and `CoreDNS` to the
+    /// shared control plane (root only). With `KUBECONFIG` set, that cluster
+    /// is used as it is (its nodes, its DNS; images must be loaded into it).
+    pub async fn with_node() -> anyhow::Result<Cluster> {
+        SHARED_NODE
+            .get_or_init(|| async { start_with_node().await.map_err(|e| format!("{e:#}")) })
+            .await
+            .clone()
+            .map_err(|e| anyhow!("the test cluster with a node is not available: {e}"))
+    }
+
+    /// The local node, when this cluster has one started by the tests.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
     }
 
     /// The kubeconfig file the tools and clients use.
@@ -219,6 +253,14 @@ fn namespace_name(prefix: &str) -> anyhow::Result<String> {
 }
 
 async fn start() -> anyhow::Result<Cluster> {
+    start_up(false).await
+}
+
+async fn start_with_node() -> anyhow::Result<Cluster> {
+    start_up(true).await
+}
+
+async fn start_up(with_node: bool) -> anyhow::Result<Cluster> {
     let root = workspace_root();
     let user_kubeconfig = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());
     let preset_bin = std::env::var_os("FLEETCAST_KUBE_BIN")
@@ -242,10 +284,29 @@ async fn start() -> anyhow::Result<Cluster> {
             kubeconfig_env,
             bin_dir,
             external: true,
+            node: None,
         });
     }
 
-    let out = run_script(&root.join("tests/cluster/up")).await?;
+    let up = root.join("tests/cluster/up");
+    let out = if with_node {
+        run_script_args(&up, &["--node"], None).await?
+    } else {
+        run_script(&up).await?
+    };
+    let node = if with_node {
+        let value = |name: &str| {
+            export_value(&out, name)
+                .ok_or_else(|| anyhow!("tests/cluster/up --node printed no `export {name}=` line"))
+        };
+        Some(Node {
+            ip: value("FLEETCAST_NODE_IP")?,
+            containerd_address: PathBuf::from(value("FLEETCAST_CONTAINERD_ADDRESS")?),
+            dns: value("FLEETCAST_CLUSTER_DNS")?,
+        })
+    } else {
+        None
+    };
     let kubeconfig = export_value(&out, "KUBECONFIG")
         .ok_or_else(|| anyhow!("tests/cluster/up printed no `export KUBECONFIG=` line:\n{out}"))?;
     let bin_dir = preset_bin
@@ -256,6 +317,7 @@ async fn start() -> anyhow::Result<Cluster> {
         kubeconfig: PathBuf::from(kubeconfig),
         bin_dir,
         external: false,
+        node,
     })
 }
 
@@ -289,6 +351,7 @@ impl PrivateCluster {
                 kubeconfig: PathBuf::from(kubeconfig),
                 bin_dir,
                 external: false,
+                node: None,
             },
             state,
         })
@@ -331,7 +394,17 @@ async fn run_script(script: &Path) -> anyhow::Result<String> {
 
 /// [`run_script`] with `FLEETCAST_CLUSTER_DIR` set to `state` when given.
 async fn run_script_in(script: &Path, state: Option<&Path>) -> anyhow::Result<String> {
+    run_script_args(script, &[], state).await
+}
+
+/// [`run_script_in`] with arguments.
+async fn run_script_args(
+    script: &Path,
+    args: &[&str],
+    state: Option<&Path>,
+) -> anyhow::Result<String> {
     let mut command = tokio::process::Command::new(script);
+    command.args(args);
     if let Some(state) = state {
         command.env("FLEETCAST_CLUSTER_DIR", state);
     }

@@ -141,7 +141,12 @@ async fn a_deployment_gets_a_replicaset_and_pods_that_wait_for_a_node() -> anyho
             "selector": { "matchLabels": { "app": "web" } },
             "template": {
                 "metadata": { "labels": { "app": "web" } },
-                "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] }
+                // No node carries this label, so the pods wait whether or
+                // not the run's node (tests/cluster/up --node) is up.
+                "spec": {
+                    "nodeSelector": { "fleetcast.io/test-no-such-node": "true" },
+                    "containers": [{ "name": "web", "image": "registry.invalid/web:1" }]
+                }
             }
         }
     }))?;
@@ -178,7 +183,7 @@ async fn a_deployment_gets_a_replicaset_and_pods_that_wait_for_a_node() -> anyho
         assert_eq!(pod.labels().get("app").map(String::as_str), Some("web"));
     }
 
-    // With no node, the scheduler reports each pod as Unschedulable.
+    // With no matching node, the scheduler reports each pod as Unschedulable.
     wait::until(
         "the scheduler to mark both Pods Unschedulable",
         PATIENCE,
