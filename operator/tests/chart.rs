@@ -159,6 +159,12 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
             "imagePullSecrets[0].name=regcred",
             "--set",
             "metrics.service.type=NodePort",
+            "--set",
+            "extraArgs[0]=--lease-namespace=ops",
+            "--set",
+            "extraEnv[0].name=RUST_BACKTRACE",
+            "--set-string",
+            "extraEnv[0].value=1",
         ],
         &[
             "--set",
@@ -261,13 +267,14 @@ async fn bad_values_fail_with_a_message() {
     let cluster = Cluster::shared().await.expect("test cluster");
     let ns = cluster.namespace("chart-bad").await.expect("namespace");
     let release = format!("fleetcast-{}", &ns.name[ns.name.len() - 5..]);
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 7] = [
         ("replicas=0", "/replicas"),
         ("replica=3", "'replica' not allowed"),
         ("logging.format=xml", "/logging/format"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("resources.limits.memory=lots", "/resources/limits/memory"),
         ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
+        ("extraArgs[0]=concurrency", "/extraArgs/0"),
     ];
     for (set, message) in cases {
         let out = run(
