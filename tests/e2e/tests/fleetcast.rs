@@ -1,0 +1,350 @@
+//! Fleetcast end to end on real pods: `helm install` the chart, apply a
+//! `MediaCluster`, publish a test pattern to the ingest Service, play it
+//! through every edge pool's Service over RTMP, HTTP-FLV and HLS, lose an
+//! edge pod, delete the `MediaCluster`, `helm uninstall`.
+//!
+//! One test, in order, because each step builds on the one before; every
+//! wait is bounded and says what it waited for.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use fleetcast_e2e::POD_PATIENCE;
+use fleetcast_e2e::images;
+use fleetcast_e2e::kube_util::{self, describe_pods, service_address};
+use fleetcast_e2e::media::{self, Probe};
+use fleetcast_testkit::cluster::Cluster;
+use fleetcast_testkit::{wait, workspace_root};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, Client};
+use serde_json::Value;
+
+const MC: &str = "e2e";
+const STREAM: &str = "live/e2e";
+/// The edge pools of the test `MediaCluster`; `a` has two pods so one can be
+/// lost while the other serves.
+const POOLS: [(&str, usize); 2] = [("a", 2), ("b", 1)];
+
+fn media_cluster(pull_policy: &str) -> String {
+    format!(
+        r"apiVersion: fleetcast.io/v1alpha1
+kind: MediaCluster
+metadata:
+  name: {MC}
+spec:
+  image:
+    pullPolicy: {pull_policy}
+  origin:
+    replicas: 1
+    resources:
+      requests: {{ cpu: 50m, memory: 64Mi }}
+  edges:
+    - name: a
+      replicas: 2
+      upstream: origin
+      resources:
+        requests: {{ cpu: 50m, memory: 64Mi }}
+    - name: b
+      replicas: 1
+      upstream: origin
+      resources:
+        requests: {{ cpu: 50m, memory: 64Mi }}
+"
+    )
+}
+
+/// Runs a tool, failing with its output.
+async fn run(mut command: std::process::Command, what: &str) -> anyhow::Result<String> {
+    command.stdin(Stdio::null());
+    let out = tokio::process::Command::from(command)
+        .output()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn kubectl_apply(cluster: &Cluster, ns: &str, yaml: &str) -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::from(cluster.kubectl())
+        .args(["-n", ns, "apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kubectl apply")?;
+    let mut stdin = child.stdin.take().context("kubectl stdin")?;
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, yaml.as_bytes()).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!(
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The `MediaCluster` as JSON (`kubectl get -o json`).
+async fn get_mc(cluster: &Cluster, ns: &str) -> anyhow::Result<Value> {
+    let mut command = cluster.kubectl();
+    command.args(["-n", ns, "get", "mediacluster", MC, "-o", "json"]);
+    let out = run(command, "kubectl get mediacluster").await?;
+    Ok(serde_json::from_str(&out)?)
+}
+
+fn condition<'a>(mc: &'a Value, kind: &str) -> Option<&'a Value> {
+    mc.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+fn instance_selector() -> String {
+    format!("app.kubernetes.io/instance={MC}")
+}
+
+/// Plays the stream through `url` until a frame arrives (HLS needs its
+/// first segments cut; an edge pulls from the origin on the first viewer).
+async fn play(url: &str, secs: u32) -> anyhow::Result<Probe> {
+    wait::until(
+        &format!("{url} to play"),
+        Duration::from_secs(90),
+        || async {
+            let probe = media::probe(url, secs).await?;
+            Ok((probe.codec == "h264" && probe.frames > 0).then_some(probe))
+        },
+    )
+    .await
+}
+
+async fn pods(client: &Client, ns: &str, selector: &str) -> anyhow::Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
+}
+
+#[tokio::test]
+async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
+-> anyhow::Result<()> {
+    let cluster = Cluster::with_node().await?;
+    let images = images::ensure(&cluster).await?;
+    let ns = cluster.namespace("e2e").await?;
+    let client = cluster.client().await?;
+    let release = format!("fleetcast-{}", ns.name());
+
+    install_chart(&cluster, &client, ns.name(), &release, &images.tag).await?;
+    let applied = apply_and_wait_ready(&cluster, &client, ns.name()).await?;
+    let mut publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
+    lose_an_edge_pod(&client, ns.name()).await?;
+    publisher.kill().await.ok();
+    delete_media_cluster(&cluster, ns.name()).await?;
+    uninstall_chart(&cluster, ns.name(), &release).await
+}
+
+/// `helm install` with one operator replica (enough on one node).
+async fn install_chart(
+    cluster: &Cluster,
+    client: &Client,
+    ns: &str,
+    release: &str,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let chart = workspace_root().join("charts/fleetcast");
+    let mut helm = cluster.helm();
+    helm.args(["install", release])
+        .arg(&chart)
+        .args(["--namespace", ns, "--wait", "--timeout", "5m"])
+        .args(["--set", "replicas=1", "--set", "image.pullPolicy=Never"])
+        .args(["--set", &format!("image.tag={tag}")]);
+    let started = Instant::now();
+    if let Err(e) = run(helm, "helm install").await {
+        let operator = pods(client, ns, &format!("app.kubernetes.io/instance={release}")).await?;
+        return Err(e.context(format!("operator pods:\n{}", describe_pods(&operator))));
+    }
+    eprintln!("e2e: helm install --wait took {:?}", started.elapsed());
+    Ok(())
+}
+
+/// Applies the `MediaCluster`; its pods become Ready and its status says so.
+/// Returns when it was applied.
+async fn apply_and_wait_ready(
+    cluster: &Cluster,
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<Instant> {
+    let applied = Instant::now();
+    kubectl_apply(cluster, ns, &media_cluster("Never")).await?;
+    let origin_selector = format!("{},app.kubernetes.io/component=origin", instance_selector());
+    kube_util::wait_ready_pods(client, ns, &origin_selector, 1, POD_PATIENCE).await?;
+    for (pool, replicas) in POOLS {
+        let selector = format!("{},fleetcast.io/pool={pool}", instance_selector());
+        kube_util::wait_ready_pods(client, ns, &selector, replicas, POD_PATIENCE).await?;
+    }
+    let mc = wait::until(
+        "the MediaCluster's Ready condition to be True",
+        POD_PATIENCE,
+        || async {
+            let mc = get_mc(cluster, ns).await?;
+            let ready = condition(&mc, "Ready")
+                .and_then(|c| c.get("status"))
+                .and_then(Value::as_str)
+                == Some("True");
+            Ok(ready.then_some(mc))
+        },
+    )
+    .await?;
+    let status = mc.get("status").ok_or_else(|| anyhow!("no status"))?;
+    assert_eq!(
+        status.get("originsReady").and_then(Value::as_str),
+        Some("1/1"),
+        "{status}"
+    );
+    assert_eq!(
+        status.get("edgesReady").and_then(Value::as_str),
+        Some("3/3"),
+        "{status}"
+    );
+    eprintln!(
+        "e2e: kubectl apply -> MediaCluster Ready took {:?}",
+        applied.elapsed()
+    );
+    Ok(applied)
+}
+
+/// Publishes to the ingest Service and plays through every pool's Service
+/// over RTMP, HTTP-FLV and HLS. Returns the publisher, still publishing.
+async fn publish_and_play_everywhere(
+    client: &Client,
+    ns: &str,
+    applied: Instant,
+) -> anyhow::Result<tokio::process::Child> {
+    let (ingest_ip, ingest_port) =
+        service_address(client, ns, &format!("{MC}-ingest"), "rtmp").await?;
+    let publisher = media::publish(&format!("rtmp://{ingest_ip}:{ingest_port}/{STREAM}"))?;
+    let mut first_frame = None;
+    for (pool, _) in POOLS {
+        let service = format!("{MC}-edge-{pool}");
+        let (ip, rtmp) = service_address(client, ns, &service, "rtmp").await?;
+        let (_, http) = service_address(client, ns, &service, "http").await?;
+        for url in [
+            format!("rtmp://{ip}:{rtmp}/{STREAM}"),
+            format!("http://{ip}:{http}/{STREAM}.flv"),
+            format!("http://{ip}:{http}/{STREAM}/index.m3u8"),
+        ] {
+            let probe = play(&url, 3).await?;
+            first_frame.get_or_insert_with(|| applied.elapsed());
+            eprintln!(
+                "e2e: {service}: {url} plays ({} video frames)",
+                probe.frames
+            );
+        }
+    }
+    if let Some(t) = first_frame {
+        eprintln!("e2e: kubectl apply -> first frame through an edge: {t:?}");
+    }
+    Ok(publisher)
+}
+
+/// Deletes a pod of pool a: new viewers are served through the Service by
+/// the other pod at once, and the Deployment replaces the lost one.
+async fn lose_an_edge_pod(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let selector_a = format!("{},fleetcast.io/pool=a", instance_selector());
+    let before = pods(client, ns, &selector_a).await?;
+    let victim = before
+        .first()
+        .and_then(|p| p.metadata.name.clone())
+        .context("no pod in pool a")?;
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete(&victim, &DeleteParams::default())
+        .await?;
+    let (ip, http) = service_address(client, ns, &format!("{MC}-edge-a"), "http").await?;
+    let probe = play(&format!("http://{ip}:{http}/{STREAM}.flv"), 2).await?;
+    eprintln!(
+        "e2e: with {victim} deleted, pool a still plays ({} frames)",
+        probe.frames
+    );
+    let after = kube_util::wait_ready_pods(client, ns, &selector_a, 2, POD_PATIENCE).await?;
+    assert!(
+        after
+            .iter()
+            .all(|p| p.metadata.name.as_deref() != Some(victim.as_str())),
+        "the deleted pod {victim} is still counted Ready"
+    );
+    let (ip, rtmp) = service_address(client, ns, &format!("{MC}-edge-a"), "rtmp").await?;
+    play(&format!("rtmp://{ip}:{rtmp}/{STREAM}"), 2).await?;
+    Ok(())
+}
+
+/// Deleting the `MediaCluster` removes everything it made.
+async fn delete_media_cluster(cluster: &Cluster, ns: &str) -> anyhow::Result<()> {
+    let mut delete = cluster.kubectl();
+    delete.args([
+        "-n",
+        ns,
+        "delete",
+        "mediacluster",
+        MC,
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    run(delete, "kubectl delete mediacluster").await?;
+    wait::until(
+        "every object of the MediaCluster to be gone",
+        POD_PATIENCE,
+        || async {
+            let mut get = cluster.kubectl();
+            get.args(["-n", ns, "get", "deploy,sts,svc,cm,pdb,hpa,pods", "-l"])
+                .arg(instance_selector())
+                .args(["-o", "name"]);
+            let left = run(get, "kubectl get").await?;
+            Ok(left.trim().is_empty().then_some(()))
+        },
+    )
+    .await
+}
+
+/// `helm uninstall` leaves no object of the release behind.
+async fn uninstall_chart(cluster: &Cluster, ns: &str, release: &str) -> anyhow::Result<()> {
+    let mut uninstall = cluster.helm();
+    uninstall.args([
+        "uninstall",
+        release,
+        "--namespace",
+        ns,
+        "--wait",
+        "--timeout",
+        "3m",
+    ]);
+    run(uninstall, "helm uninstall").await?;
+    let release_selector = format!("app.kubernetes.io/instance={release}");
+    wait::until(
+        "every object of the release to be gone",
+        POD_PATIENCE,
+        || async {
+            let mut get = cluster.kubectl();
+            get.args([
+                "get",
+                "-A",
+                "deploy,rs,pods,svc,cm,sa,role,rolebinding,clusterrole,clusterrolebinding,pdb",
+                "-l",
+            ])
+            .arg(&release_selector)
+            .args(["-o", "name"]);
+            let left = run(get, "kubectl get").await?;
+            Ok(left.trim().is_empty().then_some(()))
+        },
+    )
+    .await
+}
