@@ -78,6 +78,9 @@ struct RunArgs {
     /// Media-server image tag for MediaClusters that name none.
     #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
     default_image_tag: String,
+    /// Seconds between evaluations of viewer- and bandwidth-autoscaled edge pools.
+    #[arg(long, env = "FLEETCAST_AUTOSCALE_INTERVAL_SECS", default_value_t = 15)]
+    autoscale_interval_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -261,6 +264,10 @@ async fn lead(
         default_tag: args.default_image_tag.clone(),
         instance: identity.to_owned(),
         concurrency: args.concurrency,
+        autoscale: fleetcast_operator::autoscale::run::Settings {
+            interval: Duration::from_secs(args.autoscale_interval_secs.max(1)),
+            ..fleetcast_operator::autoscale::run::Settings::default()
+        },
     };
     let ready_flag = ready.clone();
     let mut controller = tokio::spawn(reconcile::run(

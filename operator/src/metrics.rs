@@ -27,6 +27,13 @@ pub struct WriteLabel {
     pub action: String,
 }
 
+/// Label of the scale counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    /// `up` or `down`.
+    pub direction: String,
+}
+
 /// Every metric, and the registry they are exposed from.
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +47,12 @@ pub struct Metrics {
     pub writes: Family<WriteLabel, Counter>,
     /// 1 while this process holds the leader Lease.
     pub leader: Gauge<i64, AtomicI64>,
+    /// Evaluations of autoscaled pools (one per pool per autoscaler tick).
+    pub autoscale_evaluations: Counter,
+    /// Replica changes made by the autoscaler, by direction.
+    pub autoscale_scales: Family<DirectionLabel, Counter>,
+    /// Edge pods whose `/api/stats` could not be read.
+    pub autoscale_stats_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +63,24 @@ impl Default for Metrics {
         let errors = Family::<ReasonLabel, Counter>::default();
         let writes = Family::<WriteLabel, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let autoscale_evaluations = Counter::default();
+        let autoscale_scales = Family::<DirectionLabel, Counter>::default();
+        let autoscale_stats_failures = Counter::default();
+        registry.register(
+            "autoscale_evaluations",
+            "Evaluations of viewer/bandwidth-autoscaled edge pools",
+            autoscale_evaluations.clone(),
+        );
+        registry.register(
+            "autoscale_scales",
+            "Replica changes made by the autoscaler, by direction",
+            autoscale_scales.clone(),
+        );
+        registry.register(
+            "autoscale_stats_failures",
+            "Edge pods whose /api/stats could not be read",
+            autoscale_stats_failures.clone(),
+        );
         registry.register(
             "reconciles",
             "MediaCluster reconciles run",
@@ -82,6 +113,9 @@ impl Default for Metrics {
             errors,
             writes,
             leader,
+            autoscale_evaluations,
+            autoscale_scales,
+            autoscale_stats_failures,
         }
     }
 }
@@ -112,6 +146,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one scale by the autoscaler.
+    pub fn scaled(&self, up: bool) {
+        self.autoscale_scales
+            .get_or_create(&DirectionLabel {
+                direction: if up { "up" } else { "down" }.to_owned(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -132,6 +175,8 @@ mod tests {
         m.error("apply_deployment");
         m.write("Deployment", "created");
         m.leader.set(1);
+        m.scaled(true);
+        m.autoscale_evaluations.inc();
         let text = m.encode();
         for line in [
             "fleetcast_operator_reconciles_total 1",
@@ -139,6 +184,9 @@ mod tests {
             "fleetcast_operator_reconcile_errors_total{reason=\"apply_deployment\"} 1",
             "fleetcast_operator_object_writes_total{kind=\"Deployment\",action=\"created\"} 1",
             "fleetcast_operator_leader 1",
+            "fleetcast_operator_autoscale_scales_total{direction=\"up\"} 1",
+            "fleetcast_operator_autoscale_evaluations_total 1",
+            "fleetcast_operator_autoscale_stats_failures_total 0",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use self::apply::{Change, Versions};
 use self::observe::Stores;
 use self::status::{Observed, Outcome, Workload};
+use crate::autoscale::run::{self as autoscaler, Autoscaler, Caches, Claims};
 use crate::build::names::{self, MANAGER};
 use crate::build::{self, Child, Inputs};
 use crate::crd::MediaCluster;
@@ -52,6 +53,8 @@ pub struct Context {
     pub stores: Stores,
     /// Image tag when a MediaCluster names none.
     pub default_tag: String,
+    /// Deployments whose replicas the autoscaler owns.
+    pub claims: Claims,
     versions: Versions,
 }
 
@@ -66,6 +69,8 @@ pub struct Settings {
     pub instance: String,
     /// MediaClusters reconciled at once.
     pub concurrency: u16,
+    /// The viewer and bandwidth autoscaler.
+    pub autoscale: autoscaler::Settings,
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -119,7 +124,6 @@ pub async fn run(
     let (config_maps, config_map_events) = meta_stream::<ConfigMap>(&client, ns, &managed);
     let (pdbs, pdb_events) = meta_stream::<PodDisruptionBudget>(&client, ns, &managed);
     let (hpas, hpa_events) = meta_stream::<HorizontalPodAutoscaler>(&client, ns, &managed);
-
     let stores = Stores {
         deployments,
         statefulsets,
@@ -132,14 +136,35 @@ pub async fn run(
         controller: MANAGER.to_owned(),
         instance: Some(settings.instance.clone()),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let claims = Claims::default();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics,
+        recorder: recorder.clone(),
+        metrics: metrics.clone(),
         stores: stores.clone(),
         default_tag: settings.default_tag.clone(),
+        claims: claims.clone(),
         versions: Versions::default(),
     });
+
+    // One stop for the controller and the autoscaler beside it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let autoscale_task = spawn_autoscaler(
+        &client,
+        &settings,
+        ns,
+        (mc_reader.clone(), stores.deployments.clone()),
+        (recorder, metrics, claims),
+        stopped(stop_rx.clone()),
+    );
 
     let ready_stores = stores.clone();
     tokio::spawn(async move {
@@ -156,7 +181,7 @@ pub async fn run(
         .owns_stream(config_map_events)
         .owns_stream(pdb_events)
         .owns_stream(hpa_events)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stopped(stop_rx))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -164,6 +189,48 @@ pub async fn run(
             }
         })
         .await;
+    autoscale_task.abort();
+}
+
+/// Starts the viewer and bandwidth autoscaler beside the controller, with a
+/// watch cache of the edge pods (their addresses and deletion cost; pods are
+/// not owned by the MediaCluster and do not trigger reconciles).
+fn spawn_autoscaler(
+    client: &Client,
+    settings: &Settings,
+    ns: Option<&str>,
+    (mcs, deployments): (Store<MediaCluster>, Store<Deployment>),
+    (recorder, metrics, claims): (Recorder, Arc<Metrics>, Claims),
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let (pods, pod_writer) = reflector::store();
+    let edge_pods = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={MANAGER},app.kubernetes.io/component=edge"
+    ));
+    let pod_events = watcher(scoped::<Pod>(client, ns), edge_pods)
+        .default_backoff()
+        .modify(observe::trim_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+    let autoscaler = Autoscaler::new(
+        client.clone(),
+        Caches {
+            mcs,
+            pods,
+            deployments,
+        },
+        recorder,
+        metrics,
+        settings.autoscale,
+        claims,
+    );
+    tokio::spawn(async move {
+        let drive_pods = pod_events.for_each(|_| async {});
+        tokio::select! {
+            () = autoscaler.run(stop) => {}
+            () = drive_pods => {}
+        }
+    })
 }
 
 type MetaStream<K> = (
@@ -251,6 +318,9 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
         }
     };
 
+    if let Err(e) = claim_replicas(mc, ctx, &namespace).await {
+        return Err(ctx.failed(mc, e).await);
+    }
     let owned = ctx.stores.owned(mc);
     let known = |key: &build::ChildKey| {
         owned
@@ -286,6 +356,46 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
     let observed = observed_from(mc, &applied, &ctx.stores.workloads(mc));
     ctx.write_status(mc, &observed, &Outcome::Applied).await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Before the reconciler stops writing `replicas` of a pool that the
+/// autoscaler now scales, the autoscaler takes the field over at its current
+/// value (within the bounds), so it never falls back to the default of 1.
+async fn claim_replicas(mc: &MediaCluster, ctx: &Context, namespace: &str) -> Result<()> {
+    let name = mc.name_any();
+    for pool in &mc.spec.edges {
+        let deployment = names::edge(&name, &pool.name);
+        let Some(a) = pool
+            .autoscaling
+            .as_ref()
+            .filter(|_| autoscaler::loop_scaled(pool))
+        else {
+            ctx.claims.remove(namespace, &deployment);
+            continue;
+        };
+        if ctx.claims.contains(namespace, &deployment) {
+            continue;
+        }
+        let cached = ctx
+            .stores
+            .deployments
+            .get(&reflector::ObjectRef::new(&deployment).within(namespace));
+        let Some(current) = cached.and_then(|d| d.spec.as_ref().and_then(|s| s.replicas)) else {
+            // Not created yet: nobody owns the field; the autoscaler sets it.
+            continue;
+        };
+        let replicas = current.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas));
+        autoscaler::apply_replicas(&ctx.client, namespace, &deployment, replicas)
+            .await
+            .map_err(|source| Error::Apply {
+                kind: build::Kind::Deployment,
+                namespace: namespace.to_owned(),
+                name: deployment.clone(),
+                source,
+            })?;
+        ctx.claims.insert(namespace, &deployment);
+    }
+    Ok(())
 }
 
 fn observed_from(mc: &MediaCluster, applied: &[(Child, Change)], cached: &Observed) -> Observed {

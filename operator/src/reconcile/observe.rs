@@ -162,6 +162,23 @@ pub fn trim_statefulset(s: &mut StatefulSet) {
     }
 }
 
+/// Keeps of a cached edge pod only what the autoscaler reads: name, labels,
+/// the deletion-cost annotation, whether it is terminating, phase and address.
+pub fn trim_pod(p: &mut k8s_openapi::api::core::v1::Pod) {
+    p.managed_fields_mut().clear();
+    p.spec = None;
+    if let Some(annotations) = p.metadata.annotations.as_mut() {
+        annotations.retain(|k, _| k == crate::autoscale::pods::DELETION_COST_ANNOTATION);
+    }
+    if let Some(status) = p.status.take() {
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase,
+            pod_ip: status.pod_ip,
+            ..Default::default()
+        });
+    }
+}
+
 /// Drops managed fields from cached metadata.
 pub fn trim_meta<K>(m: &mut PartialObjectMeta<K>) {
     m.metadata.managed_fields = None;

@@ -91,6 +91,19 @@ pub struct InProcess {
 impl InProcess {
     /// Starts the library's controller for one namespace.
     pub fn start(client: Client, namespace: &str) -> Self {
+        Self::start_with(
+            client,
+            namespace,
+            fleetcast_operator::autoscale::run::Settings::default(),
+        )
+    }
+
+    /// Same, with the autoscaler's settings.
+    pub fn start_with(
+        client: Client,
+        namespace: &str,
+        autoscale: fleetcast_operator::autoscale::run::Settings,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics = Arc::new(Metrics::default());
         let settings = Settings {
@@ -98,6 +111,7 @@ impl InProcess {
             default_tag: "test".to_owned(),
             instance: format!("test-{namespace}"),
             concurrency: 4,
+            autoscale,
         };
         let task = tokio::spawn(reconcile::run(
             client,
