@@ -425,13 +425,25 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     let totals = mcs.get("live").await.unwrap().status.unwrap();
     assert_eq!(totals.viewers, Some(6), "{totals:?}");
 
-    // Viewers gone: the pool shrinks back to minReplicas, after the 3 s window.
-    // Edge b keeps one viewer so the deletion costs differ.
+    // The new pod starts too (a third edge): 3+3+0 over 3 pods is on target.
+    edges.push(Edge::start(ip(3)));
+    publishers.publish(&edges[2].url());
+    let pod_c = run_pod_on(&pods, edges[2].ip).await;
+    wait::until("the third stream to be live", WAIT, || async {
+        Ok((stats_of(&edges[2]).await?["streams"].as_u64() == Some(1)).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // The audience drops to 0, 1 and 2 viewers (average 1, target 2): the
+    // pool shrinks to 2 after the 3 s window, and the emptiest edge goes.
     let emptied = k8s_openapi::jiff::Timestamp::now();
     viewers.stop();
     viewers.watch(&edges[1].url(), 1);
+    viewers.watch(&edges[2].url(), 2);
     wait_viewers(&edges[0], 0).await;
     wait_viewers(&edges[1], 1).await;
+    wait_viewers(&edges[2], 2).await;
     // First the window holds the pool at 3...
     wait::until("the scale-down to be stabilized", WAIT, || async {
         let s = pool_status(&mcs).await;
@@ -459,7 +471,13 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
             .any(|n| n.contains("london: 3 -> 2 replicas")),
         "{down_events:?}"
     );
-    // The emptiest edge would go first.
+    // The deletion costs followed the viewers, and the ReplicaSet removed the
+    // pod of the edge without viewers (unscheduled pods go at once).
+    wait::until("the emptiest edge's pod to be removed", WAIT, || async {
+        Ok(pods.get_opt(&pod_a).await?.is_none().then_some(()))
+    })
+    .await
+    .unwrap();
     let cost = |name: String| {
         let pods = pods.clone();
         async move {
@@ -471,12 +489,12 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
                 .cloned()
         }
     };
-    assert_eq!(cost(pod_a.clone()).await.as_deref(), Some("0"));
     assert_eq!(cost(pod_b.clone()).await.as_deref(), Some("1"));
+    assert_eq!(cost(pod_c.clone()).await.as_deref(), Some("2"));
 
     // Back up to 3, then every edge's stats go missing: no scale-down however long.
     viewers.stop();
-    for e in &edges {
+    for e in &edges[1..] {
         viewers.watch(&e.url(), 3);
     }
     wait_replicas(&deployments, 3, "the pool to grow to 3 again").await;
