@@ -59,3 +59,7 @@ demo-down: ## Stop everything make demo started
 .PHONY: bench-media
 bench-media: ## Side-by-side live fan-out benchmark, Fleetcast origin vs nginx-rtmp (docs/benchmarks.md)
 	tools/bench-fanout.sh
+
+.PHONY: bench-edge
+bench-edge: ## Edge relay benchmark: first frame through edge tiers, origin egress, vs nginx-rtmp pull (docs/benchmarks.md)
+	tools/bench-edge.sh
