@@ -424,6 +424,27 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     );
     let totals = mcs.get("live").await.unwrap().status.unwrap();
     assert_eq!(totals.viewers, Some(6), "{totals:?}");
+    let london = totals.edges.iter().find(|p| p.name == "london").unwrap();
+    assert_eq!(london.viewers, Some(6), "{totals:?}");
+    assert!(
+        london.egress_bits_per_second.unwrap_or(0) > 0,
+        "egress of six viewers: {totals:?}"
+    );
+    // The reconciler's counts sit in the same entry of status.edges.
+    wait::until(
+        "the reconciler's count of 3 beside the viewers",
+        WAIT,
+        || async {
+            let s = mcs.get("live").await?.status.unwrap_or_default();
+            Ok(s.edges
+                .iter()
+                .find(|p| p.name == "london")
+                .filter(|p| p.replicas.desired_replicas == 3 && p.viewers.is_some())
+                .map(|_| ()))
+        },
+    )
+    .await
+    .unwrap();
 
     // The new pod starts too (a third edge): 3+3+0 over 3 pods is on target.
     edges.push(Edge::start(ip(3)));
