@@ -98,6 +98,9 @@ fn a_stream_no_upstream_has_is_refused_over_rtmp_and_http() {
     assert!(body.contains("no upstream"), "{body}");
     let (status, _) = http_get(edge.http, "/live/nobody/index.m3u8");
     assert_eq!(status, 404);
+    // An application the edge does not serve pulls nothing.
+    let (status, _) = http_get(edge.http, "/other/x.flv");
+    assert_eq!(status, 404);
     let played = finish_player(spawn_player(&edge.rtmp_url("live", "nobody"), 3), "player");
     assert!(!played.success, "playing a missing stream succeeded");
     assert_eq!(played.total(), 0);

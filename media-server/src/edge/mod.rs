@@ -117,6 +117,8 @@ pub struct Edge {
 #[derive(Debug)]
 struct Inner {
     hub: Hub,
+    /// Live applications served (a request for another app pulls nothing).
+    apps: Vec<String>,
     upstreams: Vec<UpstreamUrl>,
     idle: Duration,
     mode: BalancingMode,
@@ -154,6 +156,7 @@ impl Edge {
         Some(Self {
             inner: Arc::new(Inner {
                 hub,
+                apps: config.apps.iter().map(|a| a.name.clone()).collect(),
                 upstreams,
                 idle: Duration::from_secs(edge.idle_timeout_secs.max(1)),
                 mode: edge.balancing.mode,
@@ -181,6 +184,9 @@ impl Edge {
     pub async fn ensure_live(&self, key: &StreamKey) -> Result<(), EdgeError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(EdgeError::ShuttingDown);
+        }
+        if !self.inner.apps.contains(&key.app) {
+            return Err(EdgeError::NotFound(key.clone()));
         }
         let mut status = {
             let mut relays = lock(&self.inner.relays);
