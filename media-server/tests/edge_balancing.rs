@@ -62,7 +62,7 @@ fn clustered_edges_pull_each_stream_once_for_the_pool() {
         owner_edge.flv_url("live", "pool"),
     ]
     .iter()
-    .map(|u| spawn_player(u, 8))
+    .map(|u| spawn_player(u, 15))
     .collect();
     wait_until(WAIT, "two viewers on the non-owner", || {
         viewers(&other, "live", "pool") == 2

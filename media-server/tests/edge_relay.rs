@@ -30,7 +30,7 @@ fn twenty_viewers_on_an_edge_are_one_viewer_of_the_origin_and_the_pull_closes_wh
         } else {
             edge.flv_url("live", "cam")
         };
-        players.push(spawn_player(&url, 12));
+        players.push(spawn_player(&url, 20));
     }
     wait_until(WAIT, "20 viewers on the edge", || {
         viewers(&edge, "live", "cam") == 20
@@ -59,7 +59,7 @@ fn twenty_viewers_on_an_edge_are_one_viewer_of_the_origin_and_the_pull_closes_wh
     for (i, p) in players.into_iter().enumerate() {
         let played = finish_player(p, &format!("viewer {i}"));
         assert!(played.success, "viewer {i}: {}", played.stderr);
-        // 12 s of 30 fps video, from a keyframe on.
+        // 20 s of 30 fps video, from a keyframe on.
         assert!(
             played.count(0) >= 150,
             "viewer {i} got {} video packets",
