@@ -542,3 +542,85 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     assert_eq!(status.desired_replicas, 3, "{status:?}");
     drop(controller);
 }
+
+const MC_BANDWIDTH: &str = r"
+apiVersion: fleetcast.io/v1alpha1
+kind: MediaCluster
+metadata: { name: live }
+spec:
+  origin: { replicas: 1 }
+  edges:
+    - name: london
+      autoscaling:
+        minReplicas: 1
+        maxReplicas: 4
+        metric: bandwidth
+        target: 1
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn egress_scales_a_bandwidth_pool() {
+    let cluster = Cluster::shared().await.expect("test cluster");
+    install_crd(&cluster).await.expect("CRD installed");
+    let ns = cluster.namespace("autoscale-bw").await.expect("namespace");
+    let client = cluster.client().await.expect("client");
+    let settings = Settings {
+        interval: Duration::from_secs(1),
+        ..Settings::default()
+    };
+    let _controller = InProcess::start_with(client.clone(), ns.name(), settings);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    let mcs: Api<MediaCluster> = Api::namespaced(client.clone(), ns.name());
+    create(&client, ns.name(), &mc_from_yaml(MC_BANDWIDTH))
+        .await
+        .unwrap();
+    wait::until("the pool's Deployment", WAIT, || async {
+        Ok(deployments.get_opt(DEPLOYMENT).await?.map(|_| ()))
+    })
+    .await
+    .unwrap();
+
+    // One edge (its own loopback address, apart from the other test's) with
+    // ten viewers: a few Mbit/s of egress against a target of 1 Mbit/s a pod.
+    let (a, b) = loopback_net();
+    let edge = Edge::start(IpAddr::from([127, a, b, 11]));
+    let mut procs = Procs::default();
+    procs.publish(&edge.url());
+    run_pod_on(&pods, edge.ip).await;
+    wait::until("the stream to be live", WAIT, || async {
+        Ok((stats_of(&edge).await?["streams"].as_u64() == Some(1)).then_some(()))
+    })
+    .await
+    .unwrap();
+    procs.watch(&edge.url(), 10);
+    wait_viewers(&edge, 10).await;
+    let bps = wait::until("egress over 1.2 Mbit/s", WAIT, || async {
+        let bps = stats_of(&edge).await?["egress_bits_per_second"]
+            .as_u64()
+            .unwrap_or(0);
+        Ok((bps > 1_200_000).then_some(bps))
+    })
+    .await
+    .unwrap();
+
+    let status = wait::until("a scale-up on egress", WAIT, || async {
+        Ok(pool_status(&mcs)
+            .await
+            .filter(|s| s.last_scale.as_ref().is_some_and(|l| l.to_replicas > 1)))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status.metric,
+        fleetcast_operator::crd::v1alpha1::ScalingMetric::Bandwidth
+    );
+    let last = status.last_scale.clone().unwrap();
+    assert_eq!(last.from_replicas, 1, "{status:?}");
+    assert_eq!(last.reason, "MetricAboveTarget", "{status:?}");
+    assert!(
+        status.current_average.unwrap_or(0.0) > 1.0,
+        "Mbit/s per pod: {status:?} (the edge said {bps} bit/s)"
+    );
+    assert!(replicas(&deployments).await.unwrap_or(0) > 1);
+}
