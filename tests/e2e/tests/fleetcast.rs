@@ -27,7 +27,7 @@ const STREAM: &str = "live/e2e";
 /// lost while the other serves.
 const POOLS: [(&str, usize); 2] = [("a", 2), ("b", 1)];
 
-fn media_cluster(pull_policy: &str) -> String {
+fn media_cluster(pull_policy: &str, b_cpu: &str) -> String {
     format!(
         r"apiVersion: fleetcast.io/v1alpha1
 kind: MediaCluster
@@ -50,7 +50,7 @@ spec:
       replicas: 1
       upstream: origin
       resources:
-        requests: {{ cpu: 50m, memory: 64Mi }}
+        requests: {{ cpu: {b_cpu}, memory: 64Mi }}
 "
     )
 }
@@ -147,6 +147,7 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
     install_chart(&cluster, &client, ns.name(), &release, &images.tag).await?;
     let applied = apply_and_wait_ready(&cluster, &client, ns.name()).await?;
     let mut publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
+    a_change_rolls_only_its_pool(&cluster, &client, ns.name()).await?;
     lose_an_edge_pod(&client, ns.name()).await?;
     publisher.kill().await.ok();
     delete_media_cluster(&cluster, ns.name()).await?;
@@ -185,7 +186,7 @@ async fn apply_and_wait_ready(
     ns: &str,
 ) -> anyhow::Result<Instant> {
     let applied = Instant::now();
-    kubectl_apply(cluster, ns, &media_cluster("Never")).await?;
+    kubectl_apply(cluster, ns, &media_cluster("Never", "50m")).await?;
     let origin_selector = format!("{},app.kubernetes.io/component=origin", instance_selector());
     kube_util::wait_ready_pods(client, ns, &origin_selector, 1, POD_PATIENCE).await?;
     for (pool, replicas) in POOLS {
@@ -255,6 +256,65 @@ async fn publish_and_play_everywhere(
         eprintln!("e2e: kubectl apply -> first frame through an edge: {t:?}");
     }
     Ok(publisher)
+}
+
+/// Names and UIDs of the pods matching `selector`.
+async fn pod_uids(client: &Client, ns: &str, selector: &str) -> anyhow::Result<Vec<String>> {
+    let mut uids: Vec<String> = pods(client, ns, selector)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.metadata.uid)
+        .collect();
+    uids.sort();
+    Ok(uids)
+}
+
+/// Changing pool b's resources replaces b's pods and leaves the origin's
+/// and pool a's pods as they were.
+async fn a_change_rolls_only_its_pool(
+    cluster: &Cluster,
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<()> {
+    let origin = format!("{},app.kubernetes.io/component=origin", instance_selector());
+    let pool_a = format!("{},fleetcast.io/pool=a", instance_selector());
+    let pool_b = format!("{},fleetcast.io/pool=b", instance_selector());
+    let origin_before = pod_uids(client, ns, &origin).await?;
+    let a_before = pod_uids(client, ns, &pool_a).await?;
+    let b_before = pod_uids(client, ns, &pool_b).await?;
+    kubectl_apply(cluster, ns, &media_cluster("Never", "60m")).await?;
+    wait::until(
+        "pool b's pods to be replaced and Ready",
+        POD_PATIENCE,
+        || async {
+            let ready = kube_util::wait_ready_pods(client, ns, &pool_b, 1, Duration::from_secs(1))
+                .await
+                .unwrap_or_default();
+            let all = pod_uids(client, ns, &pool_b).await?;
+            let replaced = !ready.is_empty()
+                && all.len() == 1
+                && ready.iter().all(|p| {
+                    p.metadata
+                        .uid
+                        .as_ref()
+                        .is_some_and(|u| !b_before.contains(u))
+                });
+            Ok(replaced.then_some(()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        pod_uids(client, ns, &origin).await?,
+        origin_before,
+        "the origin pod was replaced"
+    );
+    assert_eq!(
+        pod_uids(client, ns, &pool_a).await?,
+        a_before,
+        "pool a's pods were replaced"
+    );
+    eprintln!("e2e: a change of pool b rolled b's pod only");
+    Ok(())
 }
 
 /// Deletes a pod of pool a: new viewers are served through the Service by
