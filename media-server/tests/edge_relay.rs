@@ -142,3 +142,34 @@ fn edges_chain_in_tiers() {
     );
     assert_eq!(viewers(&origin, "live", "tier"), 1);
 }
+
+#[test]
+fn rtmp_players_are_told_when_a_relayed_stream_is_gone_for_good() {
+    let origin = Server::start();
+    let mut publisher = Reaped(publish(&origin.rtmp_url("live", "short"), 60));
+    origin.wait_live("live", "short");
+    let (edge, _cache) = start_edge(&urls_of(&origin), 30, &[]);
+    let mut player = spawn_player(&edge.rtmp_url("live", "short"), 600);
+    wait_until(WAIT, "the player on the edge", || {
+        viewers(&edge, "live", "short") == 1
+    });
+    // The publisher stops and comes back nowhere.
+    let _ = publisher.0.kill();
+    let _ = publisher.0.wait();
+    // After the failover window the edge ends the stream, looks once more
+    // for its player, finds nothing and says so: the player ends.
+    common::wait_bounded(
+        &mut player,
+        Duration::from_secs(90),
+        "the edge's RTMP player",
+    );
+    wait_until(WAIT, "the relay to end", || {
+        stream_of(&edge.streams(), "live", "short").is_none()
+    });
+    assert!(
+        edge.log().contains("relay lost its upstream"),
+        "{}",
+        edge.log()
+    );
+    assert!(edge.log().contains("play refused"), "{}", edge.log());
+}

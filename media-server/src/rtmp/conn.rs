@@ -84,6 +84,8 @@ struct Conn {
 struct PendingPlay {
     name: String,
     key: StreamKey,
+    /// The player was already playing (its stream ended on this edge).
+    resume: bool,
     ready: std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<(), crate::edge::EdgeError>> + Send>,
     >,
@@ -443,6 +445,7 @@ impl Conn {
             self.pending_play = Some(PendingPlay {
                 name: name.to_owned(),
                 key,
+                resume: false,
                 ready: Box::pin(async move { edge.ensure_live(&k).await }),
             });
             return;
@@ -461,6 +464,11 @@ impl Conn {
             return;
         };
         match r {
+            Ok(()) if p.resume => {
+                self.subscriber = Some(self.state.hub.subscribe(&p.key, Protocol::Rtmp));
+                self.session.publish_notify(&p.name);
+                self.key = Some(p.key);
+            }
             Ok(()) => self.start_play(&p.name, p.key),
             Err(e) => {
                 info!(peer = %self.peer, stream = %p.key, reason = %e, "play refused");
@@ -478,6 +486,7 @@ impl Conn {
             .as_ref()
             .map(|k| k.name.clone())
             .unwrap_or_default();
+        let mut ended = false;
         for d in deliveries.drain(..) {
             match d {
                 Delivery::Frame(frame) => {
@@ -489,9 +498,27 @@ impl Conn {
                     self.take_session_output();
                     self.push(bytes);
                 }
-                Delivery::Unpublished => self.session.unpublish_notify(&name),
-                Delivery::Published => self.session.publish_notify(&name),
+                Delivery::Unpublished => {
+                    self.session.unpublish_notify(&name);
+                    ended = true;
+                }
+                Delivery::Published => {
+                    self.session.publish_notify(&name);
+                    ended = false;
+                }
             }
+        }
+        // On an edge nobody republishes a relayed stream by itself: look
+        // for it upstream again; if it is gone, the player is told so.
+        if ended && let (Some(edge), Some(key)) = (&self.state.edge, &self.key) {
+            let (edge, k) = (edge.clone(), key.clone());
+            self.subscriber = None;
+            self.pending_play = Some(PendingPlay {
+                name,
+                key: key.clone(),
+                resume: true,
+                ready: Box::pin(async move { edge.ensure_live(&k).await }),
+            });
         }
     }
 
