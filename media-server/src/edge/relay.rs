@@ -51,12 +51,7 @@ pub(super) async fn run(edge: Edge, key: StreamKey, entry: Arc<RelayEntry>) {
 
 /// Viewers of `key` in the local hub (RTMP, HTTP-FLV, recent HLS sessions).
 fn viewers(edge: &Edge, key: &StreamKey) -> u64 {
-    edge.inner
-        .hub
-        .stream_infos()
-        .iter()
-        .find(|s| s.app == key.app && s.name == key.name)
-        .map_or(0, |s| s.viewers)
+    edge.inner.hub.viewers(key)
 }
 
 async fn drive(
@@ -150,5 +145,26 @@ async fn drive(
         }
         *lock(&entry.upstream) = None;
         info!(stream = %key, "upstream ended the stream; looking for it again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::hub::{Hub, HubConfig, Protocol, StreamKey};
+
+    #[tokio::test]
+    async fn idle_check_counts_every_kind_of_viewer() {
+        let hub = Hub::new(HubConfig::default());
+        let key = StreamKey::new("live", "a");
+        assert_eq!(hub.viewers(&key), 0);
+        let publisher = hub.publish(&key).unwrap();
+        let rtmp = hub.subscribe(&key, Protocol::Rtmp);
+        let flv = hub.subscribe_live(&key, Protocol::Flv).unwrap();
+        let internal = hub.subscribe_internal(&key).unwrap();
+        hub.hls_session_seen(&key, "player-1");
+        assert_eq!(hub.viewers(&key), 3, "internal consumers are not viewers");
+        drop((rtmp, flv, internal));
+        assert_eq!(hub.viewers(&key), 1, "the HLS session still counts");
+        drop(publisher);
     }
 }

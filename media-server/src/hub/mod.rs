@@ -239,6 +239,13 @@ impl Hub {
             .is_some_and(|s| s.is_live())
     }
 
+    /// Playback sessions of `key` now (RTMP, HTTP-FLV, recent HLS); 0 when
+    /// nobody publishes or watches it. Cheap: edges ask every second per relay.
+    pub fn viewers(&self, key: &StreamKey) -> u64 {
+        let stream = lock(&self.inner.streams).get(key).cloned();
+        stream.map_or(0, |s| s.viewer_count())
+    }
+
     /// Records an HLS request of `session` (any stable id of one player, e.g.
     /// a hash of address and user agent) for `key`; it counts as a viewer
     /// for `hls_session_secs` after its last request.

@@ -188,6 +188,18 @@ impl Stream {
         sessions.len() as u64
     }
 
+    /// Every playback session now (RTMP, HTTP-FLV, recent HLS), without
+    /// building a whole [`StreamInfo`].
+    pub fn viewer_count(&self) -> u64 {
+        Protocol::VIEWER
+            .iter()
+            .map(|p| match p {
+                Protocol::Hls => self.hls_viewers(),
+                _ => self.counters.viewers.get(*p),
+            })
+            .sum()
+    }
+
     pub fn info(&self) -> Option<StreamInfo> {
         let bytes_in = self.counters.bytes_in.load(Ordering::Relaxed);
         let (started_at, video_codec, audio_codec, bitrate) = {
