@@ -237,6 +237,7 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         .collect();
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--default-image-tag=0.1.0"), "{args:?}");
+    assert!(args.contains(&"--autoscale-interval-secs=15"), "{args:?}");
     let test_pod = find(&rendered, "Pod");
     assert_eq!(test_pod["metadata"]["annotations"]["helm.sh/hook"], "test");
     assert_eq!(test_pod["spec"]["containers"][0]["args"][0], "probe");
@@ -267,7 +268,7 @@ async fn bad_values_fail_with_a_message() {
     let cluster = Cluster::shared().await.expect("test cluster");
     let ns = cluster.namespace("chart-bad").await.expect("namespace");
     let release = format!("fleetcast-{}", &ns.name[ns.name.len() - 5..]);
-    let cases: [(&str, &str); 7] = [
+    let cases: [(&str, &str); 8] = [
         ("replicas=0", "/replicas"),
         ("replica=3", "'replica' not allowed"),
         ("logging.format=xml", "/logging/format"),
@@ -275,6 +276,10 @@ async fn bad_values_fail_with_a_message() {
         ("resources.limits.memory=lots", "/resources/limits/memory"),
         ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
         ("extraArgs[0]=concurrency", "/extraArgs/0"),
+        (
+            "autoscaler.intervalSeconds=0",
+            "/autoscaler/intervalSeconds",
+        ),
     ];
     for (set, message) in cases {
         let out = run(
