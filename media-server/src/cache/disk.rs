@@ -61,11 +61,11 @@ impl DiskFile {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Pins the file for a reader; `None` when it was evicted already (ask
-    /// the cache again).
+    /// Pins the file for a reader; `None` when it was evicted and deleted
+    /// already (ask the cache again).
     pub fn pin(self: &Arc<Self>) -> Option<ReadPin> {
         let mut st = self.lock();
-        if st.evicted {
+        if st.deleted {
             return None;
         }
         st.readers += 1;
@@ -213,7 +213,7 @@ mod tests {
         assert!(tier.get("/f9").is_some());
         assert!(tier.get("/f0").is_none());
         // A pinned reader keeps an evicted file until it lets go; once
-        // evicted, nobody can pin it.
+        // deleted, nobody can pin it.
         let held = tier.get("/f9").unwrap();
         let Data::Disk(f) = &held.data else {
             unreachable!()
@@ -221,9 +221,12 @@ mod tests {
         let pin = f.pin().unwrap();
         tier.remove("/f9");
         assert!(f.path().exists());
-        assert!(f.pin().is_none());
+        let second = f.pin().unwrap();
         drop(pin);
+        assert!(f.path().exists());
+        drop(second);
         assert!(!f.path().exists());
+        assert!(f.pin().is_none());
         drop(held);
         // A new tier on the same directory starts empty.
         drop(tier);

@@ -108,7 +108,32 @@ pub struct Object {
     pub data: Data,
 }
 
-type FlightResult = Result<(Arc<Object>, Outcome), Arc<CacheError>>;
+/// An object found for a request, its file (if any) pinned until every
+/// request that got it has opened it: eviction cannot pull the file from
+/// under a fresh miss.
+#[derive(Clone)]
+struct Found {
+    object: Arc<Object>,
+    outcome: Outcome,
+    _pin: Option<Arc<disk::ReadPin>>,
+}
+
+impl Found {
+    /// `None` when the object's file is gone already.
+    fn pinned(object: Arc<Object>, outcome: Outcome) -> Option<Self> {
+        let pin = match &object.data {
+            Data::Disk(f) => Some(Arc::new(f.pin()?)),
+            Data::Memory(_) => None,
+        };
+        Some(Self {
+            object,
+            outcome,
+            _pin: pin,
+        })
+    }
+}
+
+type FlightResult = Result<Found, Arc<CacheError>>;
 
 struct Inner {
     memory: MemoryTier,
@@ -198,8 +223,9 @@ impl EdgeCache {
         // Twice: a disk object may be evicted between lookup and open.
         for _ in 0..2 {
             match self.get(&key, from_peer).await {
-                Ok((object, outcome)) => {
-                    if let Some(r) = respond(&object, req, outcome, &self.inner.metrics).await {
+                Ok(found) => {
+                    let (object, outcome) = (&found.object, found.outcome);
+                    if let Some(r) = respond(object, req, outcome, &self.inner.metrics).await {
                         return r;
                     }
                 }
@@ -226,8 +252,8 @@ impl EdgeCache {
             // Twice: a disk object may be evicted between lookup and open.
             for _ in 0..2 {
                 match self.get(&key, false).await {
-                    Ok((object, _)) => {
-                        if let Some(played) = self.play(&key, &object).await {
+                    Ok(found) => {
+                        if let Some(played) = self.play(&key, &found.object).await {
                             return played;
                         }
                     }
@@ -280,11 +306,12 @@ impl EdgeCache {
     /// (one upstream request however many callers ask at once).
     async fn get(&self, key: &str, from_peer: bool) -> FlightResult {
         let inner = &self.inner;
-        let found = inner.find(key);
-        if let Some(object) = &found
-            && inner.is_fresh(object)
+        // Pinned at once: a file evicted before that counts as a miss.
+        let found = inner.find(key).and_then(|o| Found::pinned(o, Outcome::Hit));
+        if let Some(hit) = &found
+            && inner.is_fresh(&hit.object)
         {
-            let tier = respond::tier(object);
+            let tier = respond::tier(&hit.object);
             CacheMetrics::add(
                 match tier {
                     Tier::Memory => &inner.metrics.hits_memory,
@@ -292,7 +319,7 @@ impl EdgeCache {
                 },
                 1,
             );
-            return Ok((Arc::clone(object), Outcome::Hit));
+            return Ok(hit.clone());
         }
         if found.is_none() {
             CacheMetrics::add(&inner.metrics.misses, 1);
@@ -312,7 +339,8 @@ impl EdgeCache {
             inner
                 .find(key)
                 .filter(|o| inner.is_fresh(o))
-                .map(|o| Ok((o, Outcome::Hit)))
+                .and_then(|o| Found::pinned(o, Outcome::Hit))
+                .map(Ok)
         };
         let make = || {
             let inner = Arc::clone(&self.inner);
@@ -350,9 +378,9 @@ impl Inner {
     }
 
     /// Fetches `key` (or revalidates `stale`) and stores the result.
-    async fn fill(&self, key: &str, stale: Option<Arc<Object>>, route: Route) -> FlightResult {
+    async fn fill(&self, key: &str, stale: Option<Found>, route: Route) -> FlightResult {
         let class = Class::of(key);
-        let revalidate = stale.as_ref().filter(|o| {
+        let revalidate = stale.as_ref().map(|f| &f.object).filter(|o| {
             o.meta.etag.is_some()
                 && policy::action(class, Duration::MAX, true, self.freshness) == Action::Revalidate
         });
@@ -398,8 +426,12 @@ impl Inner {
             Ok(Fetched::NotModified(_)) => match stale {
                 Some(stale) => {
                     CacheMetrics::add(&m.not_modified, 1);
-                    stale.meta.validated.store(self.now_ms(), Ordering::Relaxed);
-                    Ok((stale, Outcome::Revalidated))
+                    let meta = &stale.object.meta;
+                    meta.validated.store(self.now_ms(), Ordering::Relaxed);
+                    Ok(Found {
+                        outcome: Outcome::Revalidated,
+                        ..stale
+                    })
                 }
                 // We sent no validator: a confused upstream.
                 None => Err(Arc::new(CacheError::Fetch(FetchError::Status(304)))),
@@ -425,7 +457,10 @@ impl Inner {
                     (Some(stale), e) => {
                         tracing::warn!(path = key, error = %e, "upstream unavailable: serving a stale copy");
                         CacheMetrics::add(&m.stale_served, 1);
-                        Ok((stale, Outcome::Stale))
+                        Ok(Found {
+                            outcome: Outcome::Stale,
+                            ..stale
+                        })
                     }
                     (None, e) => Err(Arc::new(e.into())),
                 }
@@ -483,6 +518,13 @@ impl Inner {
                     data: Data::Memory(b),
                 })
             });
+        // Pinned before it is indexed: indexing may evict it at once (an
+        // object larger than the tier), and the waiting requests still get it.
+        let answer = in_memory
+            .clone()
+            .or_else(|| on_disk.clone())
+            .and_then(|o| Found::pinned(o, Outcome::Miss))
+            .ok_or_else(|| Arc::new(CacheError::Internal));
         if storable {
             match &on_disk {
                 Some(o) if file_indexed => self.disk.insert(key, Arc::clone(o)),
@@ -497,10 +539,7 @@ impl Inner {
             self.memory.remove(key);
             self.disk.remove(key);
         }
-        in_memory
-            .or(on_disk)
-            .map(|o| (o, Outcome::Miss))
-            .ok_or_else(|| Arc::new(CacheError::Internal))
+        answer
     }
 }
 
