@@ -237,7 +237,34 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         .collect();
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--default-image-tag=0.1.0"), "{args:?}");
-    assert!(args.contains(&"--autoscale-interval-secs=15"), "{args:?}");
+    let env = container["env"].as_array().unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "FLEETCAST_AUTOSCALE_INTERVAL_SECS" && e["value"] == "15"),
+        "{env:?}"
+    );
+    // extraArgs may name any flag the chart sets through the environment:
+    // no flag twice (clap refuses a repeated flag and the operator would not start).
+    let tuned = docs(&template(
+        &cluster,
+        &ns.name,
+        &["--set", "extraArgs={--autoscale-interval-secs=2}"],
+    ));
+    let tuned_args =
+        find(&tuned, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().split('=').next().unwrap().to_owned())
+            .collect::<Vec<_>>();
+    let mut unique = tuned_args.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        tuned_args.len(),
+        "a flag twice: {tuned_args:?}"
+    );
     let test_pod = find(&rendered, "Pod");
     assert_eq!(test_pod["metadata"]["annotations"]["helm.sh/hook"], "test");
     assert_eq!(test_pod["spec"]["containers"][0]["args"][0], "probe");
