@@ -204,19 +204,26 @@ async fn operator_works_under_exactly_its_role() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.output()));
 
+    // The Pruned Event is written after the deletes return, so it may trail them.
     let events: Api<Event> = Api::namespaced(admin.clone(), &ns.name);
-    let reasons: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
-    assert!(
-        reasons.iter().any(|r| r == "Created") && reasons.iter().any(|r| r == "Pruned"),
-        "{reasons:?}"
-    );
+    wait::until("Created and Pruned Events", WAIT, || {
+        let events = events.clone();
+        async move {
+            let reasons: Vec<String> = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|e| e.reason)
+                .collect();
+            Ok(
+                (reasons.iter().any(|r| r == "Created") && reasons.iter().any(|r| r == "Pruned"))
+                    .then_some(()),
+            )
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.output()));
     let leases: Api<Lease> = Api::namespaced(admin.clone(), &ns.name);
     let holder = leases
         .get("fleetcast-operator")
