@@ -631,3 +631,108 @@ async fn egress_scales_a_bandwidth_pool() {
     );
     assert!(replicas(&deployments).await.unwrap_or(0) > 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_that_becomes_autoscaled_keeps_its_replicas() {
+    use futures::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
+    let cluster = Cluster::shared().await.expect("test cluster");
+    install_crd(&cluster).await.expect("CRD installed");
+    let ns = cluster
+        .namespace("autoscale-handover")
+        .await
+        .expect("namespace");
+    let client = cluster.client().await.expect("client");
+    let settings = Settings {
+        interval: Duration::from_secs(1),
+        ..Settings::default()
+    };
+    let controller = InProcess::start_with(client.clone(), ns.name(), settings);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let mcs: Api<MediaCluster> = Api::namespaced(client.clone(), ns.name());
+    let fixed = r"
+apiVersion: fleetcast.io/v1alpha1
+kind: MediaCluster
+metadata: { name: live }
+spec:
+  origin: { replicas: 1 }
+  edges:
+    - name: london
+      replicas: 5
+";
+    create(&client, ns.name(), &mc_from_yaml(fixed))
+        .await
+        .unwrap();
+    wait_replicas(&deployments, 5, "the fixed pool at 5").await;
+
+    // Every version of the Deployment from now on.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let watch = tokio::spawn(
+        watcher(
+            deployments.clone(),
+            watcher::Config::default().fields(&format!("metadata.name={DEPLOYMENT}")),
+        )
+        .applied_objects()
+        .for_each(move |d| {
+            let recorder = recorder.clone();
+            async move {
+                if let Ok(d) = d {
+                    recorder
+                        .lock()
+                        .unwrap()
+                        .push(d.spec.and_then(|s| s.replicas));
+                }
+            }
+        }),
+    );
+
+    // The pool becomes viewer-autoscaled: the autoscaler takes replicas over
+    // at 5 (within 2..10) before the reconciler stops writing them.
+    let patch = json!({ "spec": { "edges": [{
+        "name": "london",
+        "replicas": 5,
+        "autoscaling": { "minReplicas": 2, "maxReplicas": 10, "metric": "viewers", "target": 100 },
+    }]}});
+    mcs.patch("live", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait::until("replicas owned by the autoscaler alone", WAIT, || async {
+        let d = deployments.get(DEPLOYMENT).await?;
+        let owners: Vec<String> = d
+            .managed_fields()
+            .iter()
+            .filter(|m| {
+                m.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+            })
+            .filter_map(|m| m.manager.clone())
+            .collect();
+        let generation_seen = d
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            .is_some_and(|g| Some(g) >= d.metadata.generation);
+        Ok((owners == [AUTOSCALER] && generation_seen).then_some(()))
+    })
+    .await
+    .unwrap();
+    // Three more evaluations of the pool (its pods are Pending: no stats, no change).
+    let evaluations = || controller.metrics.autoscale_evaluations.get();
+    let before = evaluations();
+    wait::until("three evaluations of the pool", WAIT, || async {
+        Ok((evaluations() >= before + 3).then_some(()))
+    })
+    .await
+    .unwrap();
+    watch.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| *r == Some(5)),
+        "replicas must stay 5 through the handover: {seen:?}"
+    );
+    assert_eq!(replicas(&deployments).await, Some(5));
+}
