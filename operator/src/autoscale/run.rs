@@ -184,18 +184,26 @@ impl Autoscaler {
 
     /// One evaluation of every MediaCluster.
     pub async fn tick(&mut self) {
+        // Every edge pod's stats at once (bounded), so pods that time out
+        // delay the tick by one timeout, not one per pool.
+        let all = self.read_stats().await;
         let mut seen = HashSet::new();
         for mc in self.caches.mcs.state() {
             if mc.spec.paused || mc.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            self.evaluate(&mc, &mut seen).await;
+            self.evaluate(&mc, &all, &mut seen).await;
         }
         // Forget pools that are gone or no longer scaled by the loop.
         self.histories.retain(|key, _| seen.contains(key));
     }
 
-    async fn evaluate(&mut self, mc: &MediaCluster, seen: &mut HashSet<PoolKey>) {
+    async fn evaluate(
+        &mut self,
+        mc: &MediaCluster,
+        all: &BTreeMap<(String, String), PodStats>,
+        seen: &mut HashSet<PoolKey>,
+    ) {
         let (Some(namespace), Some(uid)) = (mc.namespace(), mc.uid()) else {
             return;
         };
@@ -204,7 +212,13 @@ impl Autoscaler {
         let mut events = Vec::new();
         for pool in &mc.spec.edges {
             let pods = self.pods_of(&namespace, &name, &pool.name);
-            let stats = self.read_stats(&pods).await;
+            let stats: BTreeMap<String, PodStats> = pods
+                .iter()
+                .filter_map(|p| {
+                    let s = all.get(&(namespace.clone(), p.name.clone()))?;
+                    Some((p.name.clone(), *s))
+                })
+                .collect();
             let reported: Vec<&PodStats> = stats.values().collect();
             #[allow(clippy::cast_possible_wrap)]
             let sum = |f: fn(&PodStats) -> u64| {
@@ -263,11 +277,18 @@ impl Autoscaler {
         pods
     }
 
-    async fn read_stats(&self, pods: &[EdgePod]) -> BTreeMap<String, PodStats> {
+    /// `/api/stats` of every cached edge pod that runs, by namespace and name.
+    async fn read_stats(&self) -> BTreeMap<(String, String), PodStats> {
         let port = self.settings.stats_port;
-        let requests: Vec<_> = pods
+        let requests: Vec<_> = self
+            .caches
+            .pods
+            .state()
             .iter()
-            .filter_map(|p| p.stats_address(port).map(|addr| (p.name.clone(), addr)))
+            .filter_map(|p| {
+                let addr = EdgePod::of(p).stats_address(port)?;
+                Some(((p.namespace().unwrap_or_default(), p.name_any()), addr))
+            })
             .map(|(name, addr)| {
                 let client = self.stats.clone();
                 async move { (name, client.get(addr).await) }
@@ -285,7 +306,7 @@ impl Autoscaler {
                 }
                 Err(e) => {
                     self.metrics.autoscale_stats_failures.inc();
-                    warn!(pod = %name, error = %e, "reading edge stats");
+                    warn!(pod = %format!("{}/{}", name.0, name.1), error = %e, "reading edge stats");
                 }
             }
         }
