@@ -161,7 +161,8 @@ fn rtmp_players_are_told_when_a_relayed_stream_is_gone_for_good() {
     let _ = publisher.0.wait();
     // After the failover window the edge ends the stream, looks once more
     // for its player, finds nothing and says so, then closes.
-    assert!(common::drain_until_unpublished(&mut s, &mut c) > 0);
+    // (Media may or may not have reached it before the publisher died.)
+    common::drain_until_unpublished(&mut s, &mut c);
     let mut buf = vec![0u8; 1 << 16];
     let mut refused = false;
     while !refused {
