@@ -66,3 +66,83 @@ pub async fn probe(url: &str, secs: u32) -> anyhow::Result<Probe> {
     }
     Ok(Probe { codec, frames })
 }
+
+/// [`publish`] again whenever ffmpeg exits (its origin went away), one
+/// second apart, until the task is aborted.
+pub fn publish_reconnecting(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(mut child) = publish(&url) {
+                let _ = child.wait().await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// One RTMP (or HTTP-FLV) viewer session: ffprobe printing a line per
+/// packet, read continuously by a task that counts them, so a test can tell
+/// that one session keeps receiving after some moment.
+pub struct Viewer {
+    child: Child,
+    packets: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Viewer {
+    /// Starts playing `url`.
+    pub fn start(url: &str) -> anyhow::Result<Viewer> {
+        let mut child = Command::new("ffprobe")
+            .args(["-v", "error", "-rw_timeout", "30000000"])
+            .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting ffprobe (tests/setup installs ffmpeg)")?;
+        let stdout = child.stdout.take().context("ffprobe stdout")?;
+        let packets = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = packets.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+            while let Ok(Some(_)) = lines.next_line().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        Ok(Viewer {
+            child,
+            packets,
+            reader,
+        })
+    }
+
+    /// Waits until `count` more packets than now have arrived in this same
+    /// session; fails if the session ends first or `timeout` passes.
+    /// (ffprobe's output is block-buffered, about 400 packets a block, so a
+    /// count well above that shows packets made after this call.)
+    pub async fn wait_packets(&mut self, count: u64, timeout: Duration) -> anyhow::Result<u64> {
+        let start = self.packets.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let read = self.packets.load(std::sync::atomic::Ordering::Relaxed) - start;
+            if read >= count {
+                return Ok(read);
+            }
+            if self.reader.is_finished() {
+                bail!("the viewer's session ended after {read} more packets");
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("{read} of {count} packets in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        self.reader.abort();
+    }
+}

@@ -16,6 +16,7 @@ use fleetcast_e2e::kube_util::{self, describe_pods, service_address};
 use fleetcast_e2e::media::{self, Probe};
 use fleetcast_testkit::cluster::Cluster;
 use fleetcast_testkit::{wait, workspace_root};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
@@ -25,7 +26,7 @@ const MC: &str = "e2e";
 const STREAM: &str = "live/e2e";
 /// The edge pools of the test `MediaCluster`; `a` has two pods so one can be
 /// lost while the other serves.
-const POOLS: [(&str, usize); 2] = [("a", 2), ("b", 1)];
+const POOLS: [(&str, usize); 3] = [("a", 2), ("b", 1), ("s", 1)];
 
 fn media_cluster(pull_policy: &str, b_cpu: &str) -> String {
     format!(
@@ -37,7 +38,7 @@ spec:
   image:
     pullPolicy: {pull_policy}
   origin:
-    replicas: 1
+    replicas: 2
     resources:
       requests: {{ cpu: 50m, memory: 64Mi }}
   edges:
@@ -51,6 +52,19 @@ spec:
       upstream: origin
       resources:
         requests: {{ cpu: {b_cpu}, memory: 64Mi }}
+    - name: s
+      upstream: origin
+      autoscaling:
+        minReplicas: 1
+        maxReplicas: 3
+        metric: viewers
+        target: 2
+        behavior:
+          scaleDown:
+            stabilizationWindowSeconds: 0
+      drain: {{ seconds: 1 }}
+      resources:
+        requests: {{ cpu: 50m, memory: 64Mi }}
 "
     )
 }
@@ -146,10 +160,12 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
 
     install_chart(&cluster, &client, ns.name(), &release, &images.tag).await?;
     let applied = apply_and_wait_ready(&cluster, &client, ns.name()).await?;
-    let mut publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
+    let publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
+    losing_the_origin_keeps_an_edge_viewer(&client, ns.name()).await?;
     a_change_rolls_only_its_pool(&cluster, &client, ns.name()).await?;
+    viewers_scale_a_pool_up_and_down(&cluster, &client, ns.name()).await?;
     lose_an_edge_pod(&client, ns.name()).await?;
-    publisher.kill().await.ok();
+    publisher.abort();
     delete_media_cluster(&cluster, ns.name()).await?;
     uninstall_chart(&cluster, ns.name(), &release).await
 }
@@ -168,6 +184,7 @@ async fn install_chart(
         .arg(&chart)
         .args(["--namespace", ns, "--wait", "--timeout", "5m"])
         .args(["--set", "replicas=1", "--set", "image.pullPolicy=Never"])
+        .args(["--set", "extraArgs={--autoscale-interval-secs=2}"])
         .args(["--set", &format!("image.tag={tag}")]);
     let started = Instant::now();
     if let Err(e) = run(helm, "helm install").await {
@@ -188,7 +205,7 @@ async fn apply_and_wait_ready(
     let applied = Instant::now();
     kubectl_apply(cluster, ns, &media_cluster("Never", "50m")).await?;
     let origin_selector = format!("{},app.kubernetes.io/component=origin", instance_selector());
-    kube_util::wait_ready_pods(client, ns, &origin_selector, 1, POD_PATIENCE).await?;
+    kube_util::wait_ready_pods(client, ns, &origin_selector, 2, POD_PATIENCE).await?;
     for (pool, replicas) in POOLS {
         let selector = format!("{},fleetcast.io/pool={pool}", instance_selector());
         kube_util::wait_ready_pods(client, ns, &selector, replicas, POD_PATIENCE).await?;
@@ -209,12 +226,12 @@ async fn apply_and_wait_ready(
     let status = mc.get("status").ok_or_else(|| anyhow!("no status"))?;
     assert_eq!(
         status.get("originsReady").and_then(Value::as_str),
-        Some("1/1"),
+        Some("2/2"),
         "{status}"
     );
     assert_eq!(
         status.get("edgesReady").and_then(Value::as_str),
-        Some("3/3"),
+        Some("4/4"),
         "{status}"
     );
     eprintln!(
@@ -225,15 +242,17 @@ async fn apply_and_wait_ready(
 }
 
 /// Publishes to the ingest Service and plays through every pool's Service
-/// over RTMP, HTTP-FLV and HLS. Returns the publisher, still publishing.
+/// over RTMP, HTTP-FLV and HLS. Returns the publisher, still publishing
+/// (and reconnecting when its origin goes away).
 async fn publish_and_play_everywhere(
     client: &Client,
     ns: &str,
     applied: Instant,
-) -> anyhow::Result<tokio::process::Child> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let (ingest_ip, ingest_port) =
         service_address(client, ns, &format!("{MC}-ingest"), "rtmp").await?;
-    let publisher = media::publish(&format!("rtmp://{ingest_ip}:{ingest_port}/{STREAM}"))?;
+    let publisher =
+        media::publish_reconnecting(format!("rtmp://{ingest_ip}:{ingest_port}/{STREAM}"));
     let mut first_frame = None;
     for (pool, _) in POOLS {
         let service = format!("{MC}-edge-{pool}");
@@ -256,6 +275,59 @@ async fn publish_and_play_everywhere(
         eprintln!("e2e: kubectl apply -> first frame through an edge: {t:?}");
     }
     Ok(publisher)
+}
+
+/// Deletes the origin pod that holds the stream while an edge viewer plays
+/// it over RTMP; the publisher reconnects through the ingest Service to the
+/// other origin and the viewer's session goes on: it keeps receiving media
+/// after the origin it was fed from is gone.
+async fn losing_the_origin_keeps_an_edge_viewer(client: &Client, ns: &str) -> anyhow::Result<()> {
+    let origin_selector = format!("{},app.kubernetes.io/component=origin", instance_selector());
+    let origins = pods(client, ns, &origin_selector).await?;
+    let mut holder = None;
+    for pod in &origins {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sf",
+                "--max-time",
+                "3",
+                &format!("http://{ip}:8080/api/streams"),
+            ])
+            .output()
+            .await?;
+        if String::from_utf8_lossy(&out.stdout).contains("\"name\":\"e2e\"") {
+            holder = pod.metadata.name.clone();
+        }
+    }
+    let holder = holder.context("no origin pod lists the stream in /api/streams")?;
+
+    let (ip, rtmp) = service_address(client, ns, &format!("{MC}-edge-b"), "rtmp").await?;
+    let mut viewer = media::Viewer::start(&format!("rtmp://{ip}:{rtmp}/{STREAM}"))?;
+    viewer
+        .wait_packets(60, Duration::from_mins(1))
+        .await
+        .context("the edge viewer before the origin was deleted")?;
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete(&holder, &DeleteParams::default())
+        .await?;
+    // The origin is gone once its pod object is; media after that reached
+    // the viewer through the other origin.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait::until(
+        &format!("origin pod {holder} to be gone"),
+        POD_PATIENCE,
+        || async { Ok(pods_api.get_opt(&holder).await?.is_none().then_some(())) },
+    )
+    .await?;
+    let after = viewer
+        .wait_packets(1200, Duration::from_mins(2))
+        .await
+        .context("the edge viewer after its origin was deleted")?;
+    eprintln!("e2e: origin {holder} deleted; the edge viewer's session read {after} more packets");
+    Ok(())
 }
 
 /// Names and UIDs of the pods matching `selector`.
@@ -314,6 +386,96 @@ async fn a_change_rolls_only_its_pool(
         "pool a's pods were replaced"
     );
     eprintln!("e2e: a change of pool b rolled b's pod only");
+    Ok(())
+}
+
+/// The `spec.replicas` of a Deployment.
+async fn deployment_replicas(client: &Client, ns: &str, name: &str) -> anyhow::Result<i32> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    Ok(api
+        .get(name)
+        .await?
+        .spec
+        .and_then(|s| s.replicas)
+        .unwrap_or(0))
+}
+
+/// `kubectl port-forward` of a Service's port to a loopback port; the load
+/// below stays on loopback. Returns the child and the local port.
+async fn port_forward(
+    cluster: &Cluster,
+    ns: &str,
+    service: &str,
+    port: u16,
+) -> anyhow::Result<(tokio::process::Child, u16)> {
+    let mut child = tokio::process::Command::from(cluster.kubectl())
+        .args(["-n", ns, "port-forward", "--address", "127.0.0.1"])
+        .arg(format!("svc/{service}"))
+        .arg(format!(":{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running kubectl port-forward")?;
+    let stdout = child.stdout.take().context("port-forward stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .context("kubectl port-forward printed nothing in 30 s")??
+        .context("kubectl port-forward exited")?;
+    // "Forwarding from 127.0.0.1:43567 -> 1935"
+    let local = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("cannot read the local port from {line:?}"))?;
+    // Keep reading so kubectl never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, local))
+}
+
+/// Six real viewers (ffmpeg reading RTMP) on pool s, whose target is two
+/// viewers a pod: the operator's autoscaler grows it to its maximum of
+/// three; when they leave it shrinks back to one.
+async fn viewers_scale_a_pool_up_and_down(
+    cluster: &Cluster,
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<()> {
+    let deployment = format!("{MC}-edge-s");
+    let (_forward, port) = port_forward(cluster, ns, &deployment, 1935).await?;
+    let url = format!("rtmp://127.0.0.1:{port}/{STREAM}");
+    let mut viewers = Vec::new();
+    for _ in 0..6 {
+        viewers.push(
+            tokio::process::Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", &url])
+                .args(["-c", "copy", "-f", "null", "-"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting an ffmpeg viewer")?,
+        );
+    }
+    let grown = wait::until("pool s to grow to 3 replicas", POD_PATIENCE, || async {
+        let n = deployment_replicas(client, ns, &deployment).await?;
+        Ok((n == 3).then_some(n))
+    })
+    .await?;
+    eprintln!("e2e: six viewers grew pool s to {grown} replicas");
+    for mut viewer in viewers {
+        viewer.kill().await.ok();
+    }
+    let shrunk = wait::until("pool s to shrink to 1 replica", POD_PATIENCE, || async {
+        let n = deployment_replicas(client, ns, &deployment).await?;
+        Ok((n == 1).then_some(n))
+    })
+    .await?;
+    eprintln!("e2e: with the viewers gone pool s shrank to {shrunk} replica");
     Ok(())
 }
 
