@@ -61,7 +61,8 @@ pub(crate) fn children(
     let disk = quantity::to_bytes(&pool.cache.disk).unwrap_or(0);
     let volumes = vec![
         empty_dir("data", DATA_DIR, None),
-        // The kubelet evicts a pod whose cache outgrows its limit; the server keeps under it.
+        // The kubelet evicts a pod whose cache outgrows its limit: the server's bound is 80% of
+        // it (media_config::cache_disk_bytes), the rest is room for downloads in flight.
         empty_dir(
             "cache",
             CACHE_DIR,

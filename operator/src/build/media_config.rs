@@ -117,7 +117,7 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
         cache: CacheConfig {
             dir: PathBuf::from(CACHE_DIR),
             memory_bytes: bytes("memory", &pool.cache.memory)?,
-            disk_bytes: bytes("disk", &pool.cache.disk)?,
+            disk_bytes: cache_disk_bytes(bytes("disk", &pool.cache.disk)?),
             ..CacheConfig::default()
         },
         balancing,
@@ -126,6 +126,15 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
     // On SIGTERM: readiness fails, viewers keep playing this long, then reconnect elsewhere.
     config.drain.period_secs = u64::try_from(pool.drain.seconds).unwrap_or(0);
     finish(&config, &format!("edge pool {}", pool.name))
+}
+
+/// The disk tier's bound for a cache volume of `volume` bytes: 80% of it. The
+/// server writes a whole fetched object before its bound applies, so the
+/// directory can exceed the bound by the objects in flight; the rest of the
+/// volume is room for them, below the emptyDir's sizeLimit at which the
+/// kubelet evicts the pod.
+pub fn cache_disk_bytes(volume: u64) -> u64 {
+    volume - volume / 5
 }
 
 /// Where a pool pulls from: every origin pod through the headless Service, or

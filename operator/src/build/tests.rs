@@ -2,6 +2,7 @@
 
 use fleetcast_media::config::{BalancingMode as MediaBalancing, Config, Role};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
 use super::*;
@@ -534,6 +535,33 @@ fn cycles_and_bad_quantities_build_nothing() {
     let err = desired(&cluster("live", zero), &inputs()).unwrap_err();
     assert_eq!(err.reason(), "InvalidMediaConfig");
     assert!(err.to_string().contains("memory_bytes"), "{err}");
+}
+
+#[test]
+fn the_cache_bound_leaves_room_in_its_volume() {
+    let mut spec = two_regions();
+    spec.edges[0].cache.disk = "10Gi".into();
+    let d = build(&cluster("live", spec));
+    let pod = template_of(&d, Kind::Deployment, "live-edge-london")
+        .spec
+        .unwrap();
+    let cache = pod.volumes.unwrap().into_iter().find(|v| v.name == "cache");
+    // The volume is the declared size; the server's bound is 80% of it.
+    assert_eq!(
+        cache.unwrap().empty_dir.unwrap().size_limit,
+        Some(Quantity("10Gi".into()))
+    );
+    let bound = config_of(&d, "live-edge-london")
+        .edge
+        .unwrap()
+        .cache
+        .disk_bytes;
+    assert_eq!(bound, 8 * (1 << 30));
+    assert_eq!(media_config::cache_disk_bytes(5), 4);
+    assert_eq!(
+        media_config::cache_disk_bytes(u64::MAX),
+        u64::MAX - u64::MAX / 5
+    );
 }
 
 #[test]
