@@ -23,8 +23,10 @@ pub struct Rebaser {
     floor: i64,
     /// True from a switch until the new session's first keyframe.
     resuming: bool,
-    /// Metadata and sequence headers of the new session, held until its keyframe.
-    held: Vec<Tag>,
+    /// Metadata, video and audio sequence headers of the new session, held
+    /// until its keyframe: only the latest of each kind, so an upstream that
+    /// never sends a keyframe cannot grow it.
+    held: [Option<Tag>; 3],
     /// Video was seen (then a session resumes on a video keyframe, else on any audio).
     has_video: bool,
     /// Sessions seen (the first is passed through unchanged).
@@ -40,7 +42,7 @@ impl Rebaser {
     /// A new upstream session starts (the first one, or after a switch).
     pub fn new_session(&mut self) {
         self.sessions += 1;
-        self.held.clear();
+        self.held = Default::default();
         self.resuming = self.sessions > 1 && self.last_out.is_some();
         if !self.resuming {
             self.offset = 0;
@@ -66,7 +68,12 @@ impl Rebaser {
                 tag.kind == TagKind::Audio && !tag.is_sequence_header()
             };
             if config {
-                self.held.push(tag);
+                let slot = match tag.kind {
+                    TagKind::Script => 0,
+                    TagKind::Video => 1,
+                    TagKind::Audio => 2,
+                };
+                self.held[slot] = Some(tag);
                 return Vec::new();
             }
             if !starts {
@@ -76,7 +83,10 @@ impl Rebaser {
             self.offset = resume - i64::from(tag.timestamp);
             self.floor = resume;
             self.resuming = false;
-            let mut out: Vec<Tag> = std::mem::take(&mut self.held);
+            let mut out: Vec<Tag> = std::mem::take(&mut self.held)
+                .into_iter()
+                .flatten()
+                .collect();
             out.push(tag);
             for t in &mut out {
                 t.timestamp = self.map(resume);
@@ -124,6 +134,13 @@ mod tests {
             kind: TagKind::Audio,
             timestamp: ts,
             data: Bytes::from_static(&[0xaf, 1, 9]),
+        }
+    }
+    fn audio_header(ts: u32) -> Tag {
+        Tag {
+            kind: TagKind::Audio,
+            timestamp: ts,
+            data: Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
         }
     }
     fn meta(ts: u32) -> Tag {
@@ -183,6 +200,33 @@ mod tests {
         assert_eq!(stamps(&r.push(video(1033, false))), vec![resume + 33]);
         // Audio slightly before the keyframe's time never goes backwards.
         assert_eq!(stamps(&r.push(audio(990))), vec![resume]);
+    }
+
+    #[test]
+    fn resuming_holds_only_the_latest_of_each_kind() {
+        let mut r = Rebaser::new();
+        r.new_session();
+        r.push(video(9000, true));
+        r.new_session();
+        // An upstream that keeps resending config and never a keyframe.
+        for i in 0..1000 {
+            assert!(r.push(meta(i)).is_empty());
+            assert!(r.push(avc_header(i)).is_empty());
+            assert!(r.push(audio_header(i)).is_empty());
+        }
+        assert_eq!(r.held.iter().flatten().count(), 3);
+        let out = r.push(video(2000, true));
+        assert_eq!(
+            out.len(),
+            4,
+            "metadata, video header, audio header, keyframe"
+        );
+        assert_eq!(out[0].kind, TagKind::Script);
+        assert_eq!(out[1].kind, TagKind::Video);
+        assert!(out[1].is_sequence_header());
+        assert_eq!(out[2].kind, TagKind::Audio);
+        assert!(out[2].is_sequence_header());
+        assert!(out[3].is_keyframe());
     }
 
     #[test]
