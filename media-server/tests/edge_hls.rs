@@ -46,7 +46,8 @@ fn get_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 #[test]
 fn edges_cut_the_origins_segments_byte_for_byte() {
     let origin = Server::start_with(&["hls: { segment_duration_secs: 1, window: 20 }"]);
-    let _publisher = Reaped(publish(&origin.rtmp_url("live", "det"), 60));
+    // Publishes longer than the test can wait; killed when the test ends.
+    let _publisher = Reaped(publish(&origin.rtmp_url("live", "det"), 120));
     origin.wait_live("live", "det");
     let hls = ["hls: { segment_duration_secs: 1, window: 20 }"];
     let (e1, _c1) = start_edge(&urls_of(&origin), 5, &hls);
