@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
 /// ffmpeg publishing an H.264/AAC test pattern in real time to `url`
-/// (RTMP) until killed. Killed when dropped.
+/// (RTMP) until killed. Killed when dropped. Its stderr is discarded: a pipe
+/// nobody reads would fill and stall it.
 pub fn publish(url: &str) -> anyhow::Result<Child> {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
@@ -19,7 +20,7 @@ pub fn publish(url: &str) -> anyhow::Result<Child> {
         .args(["-c:a", "aac", "-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("starting ffmpeg (tests/setup installs it)")
@@ -67,17 +68,27 @@ pub async fn probe(url: &str, secs: u32) -> anyhow::Result<Probe> {
     Ok(Probe { codec, frames })
 }
 
+/// A publisher task; aborted (its ffmpeg killed) when dropped, so a test
+/// that fails half-way leaves nothing publishing.
+pub struct Publisher(tokio::task::JoinHandle<()>);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// [`publish`] again whenever ffmpeg exits (its origin went away), one
-/// second apart, until the task is aborted.
-pub fn publish_reconnecting(url: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// second apart, until the returned [`Publisher`] is dropped.
+pub fn publish_reconnecting(url: String) -> Publisher {
+    Publisher(tokio::spawn(async move {
         loop {
             if let Ok(mut child) = publish(&url) {
                 let _ = child.wait().await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-    })
+    }))
 }
 
 /// One RTMP (or HTTP-FLV) viewer session: ffprobe printing a line per

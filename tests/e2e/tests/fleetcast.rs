@@ -165,7 +165,7 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
     a_change_rolls_only_its_pool(&cluster, &client, ns.name()).await?;
     viewers_scale_a_pool_up_and_down(&cluster, &client, ns.name()).await?;
     lose_an_edge_pod(&client, ns.name()).await?;
-    publisher.abort();
+    drop(publisher);
     delete_media_cluster(&cluster, ns.name()).await?;
     uninstall_chart(&cluster, ns.name(), &release).await
 }
@@ -248,7 +248,7 @@ async fn publish_and_play_everywhere(
     client: &Client,
     ns: &str,
     applied: Instant,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<media::Publisher> {
     let (ingest_ip, ingest_port) =
         service_address(client, ns, &format!("{MC}-ingest"), "rtmp").await?;
     let publisher =
