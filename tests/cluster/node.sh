@@ -51,6 +51,7 @@ node_is_up() {
 
 node_exports() {
     echo "export FLEETCAST_NODE_IP=$(cat "$state/node/ip")"
+    echo "export FLEETCAST_PAUSE_IMAGE=$PAUSE_IMAGE"
     echo "export FLEETCAST_CONTAINERD_ADDRESS=$(node_sock)"
     echo "export FLEETCAST_CLUSTER_DNS=$NODE_DNS_IP"
 }

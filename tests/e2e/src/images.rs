@@ -11,9 +11,6 @@ use fleetcast_testkit::workspace_root;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
-/// The pause image the node's containerd uses for pod sandboxes.
-pub const PAUSE_IMAGE: &str = "localhost/fleetcast/pause:3.10.1";
-
 /// Fleetcast's images as imported into the node.
 #[derive(Clone, Debug)]
 pub struct Images {

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fleetcast_e2e::images::{self, PAUSE_IMAGE};
+use fleetcast_e2e::images;
 use fleetcast_e2e::kube_util::{describe_pods, pod_phase, resolve, service_address};
 use fleetcast_e2e::{POD_PATIENCE, kube_util};
 use fleetcast_testkit::cluster::Cluster;
@@ -23,6 +23,11 @@ use serde_json::json;
 #[tokio::test]
 async fn a_pod_of_the_local_pause_image_runs() -> anyhow::Result<()> {
     let cluster = Cluster::with_node().await?;
+    let pause_image = cluster
+        .node()
+        .context("this test needs the local node (KUBECONFIG unset)")?
+        .pause_image
+        .clone();
     let ns = cluster.namespace("node-pause").await?;
     let client = cluster.client().await?;
     let pods: Api<Pod> = Api::namespaced(client, ns.name());
@@ -31,7 +36,7 @@ async fn a_pod_of_the_local_pause_image_runs() -> anyhow::Result<()> {
         "kind": "Pod",
         "metadata": { "name": "pause" },
         "spec": {
-            "containers": [{ "name": "pause", "image": PAUSE_IMAGE, "imagePullPolicy": "Never" }],
+            "containers": [{ "name": "pause", "image": pause_image, "imagePullPolicy": "Never" }],
             "terminationGracePeriodSeconds": 0
         }
     }))?;

@@ -47,6 +47,9 @@ pub struct Node {
     pub containerd_address: PathBuf,
     /// The address of the cluster DNS Service (`CoreDNS`).
     pub dns: String,
+    /// The pause image the node's containerd runs pod sandboxes from
+    /// (built and imported by `tests/cluster/up --node`).
+    pub pause_image: String,
 }
 
 /// A Kubernetes cluster to test against, and the kubectl/helm to drive it.
@@ -303,6 +306,7 @@ async fn start_up(with_node: bool) -> anyhow::Result<Cluster> {
             ip: value("FLEETCAST_NODE_IP")?,
             containerd_address: PathBuf::from(value("FLEETCAST_CONTAINERD_ADDRESS")?),
             dns: value("FLEETCAST_CLUSTER_DNS")?,
+            pause_image: value("FLEETCAST_PAUSE_IMAGE")?,
         })
     } else {
         None
