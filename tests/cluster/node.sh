@@ -171,9 +171,11 @@ node_up() {
     local dir node_ip sock
     dir="$(node_dir)"
     sock="$(node_sock)"
-    node_ip="$(cat "$state/advertise-address" 2>/dev/null || true)"
+    [ -f "$state/advertise-address" ] ||
+        node_fail "the control plane in $state was started by an older tests/cluster/up (it records no advertise address); stop it with tests/cluster/down first"
+    node_ip="$(cat "$state/advertise-address")"
     case "$node_ip" in
-    "" | 127.*) node_fail "the API server advertises no routable address (no default route on this host), so pods could not reach it" ;;
+    127.*) node_fail "the API server advertises no routable address (no default route on this host), so pods could not reach it" ;;
     esac
     mkdir -p "$dir/containerd/root" "$dir/containerd/state" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/kubelet"
     echo "$node_ip" >"$dir/ip"
