@@ -440,6 +440,25 @@ fn the_disk_tier_stays_within_its_bound() {
     assert!(dir_bytes(&objects) <= bound);
 }
 
+#[test]
+fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
+    let origin = Server::start();
+    // Memory answers objects up to 512 KiB (an eighth of the tier).
+    let edge = Edge::start(&origin, &["disk_bytes: 65536", "memory_bytes: 4194304"]);
+    let fits_memory = content(200 * 1024, 3);
+    let too_large = content(600 * 1024, 4);
+    vod_file(&origin, "big.mp4", &fits_memory);
+    vod_file(&origin, "huge.mp4", &too_large);
+    let objects = edge.cache_dir.join("objects");
+    let r = get(edge.http, "/vod/big.mp4");
+    assert_eq!(r.status, 200);
+    assert!(r.body == fits_memory);
+    assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
+    let r = get(edge.http, "/vod/huge.mp4");
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
+}
+
 fn make_mp4(path: &Path) {
     let mut cmd = test_pattern("320x240", false);
     cmd.args(["-t", "3"]);

@@ -107,6 +107,8 @@ pub struct DiskTier {
     dir: PathBuf,
     cache: Cache<String, Arc<Object>>,
     next: Arc<AtomicU64>,
+    /// The bound in bytes (`disk_bytes`).
+    capacity: u64,
 }
 
 impl DiskTier {
@@ -136,6 +138,7 @@ impl DiskTier {
             dir,
             cache,
             next: Arc::new(AtomicU64::new(0)),
+            capacity,
         })
     }
 
@@ -172,6 +175,11 @@ impl DiskTier {
     pub fn bytes(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size() * UNIT
+    }
+
+    /// The bound in bytes: no larger object is written to the tier.
+    pub fn bound(&self) -> u64 {
+        self.capacity
     }
 
     /// The directory files are written to.

@@ -49,6 +49,10 @@ pub enum FetchError {
     /// The transfer broke off.
     #[error("upstream transfer failed: {0}")]
     Transfer(String),
+    /// The object is larger than the disk tier and than memory allows: it is
+    /// not cached (nor written to disk), so it cannot be served.
+    #[error("object larger than the cache ({0} bytes or more)")]
+    TooLarge(u64),
     /// Writing the cache file failed.
     #[error("writing cache file: {0}")]
     Io(#[from] std::io::Error),
@@ -83,6 +87,9 @@ impl Validators {
 pub struct Sink<'a> {
     /// Write it to this file (None: memory only).
     pub file: Option<&'a Path>,
+    /// The disk tier's bound: a body longer than this is not written to
+    /// the file (or the partial file is removed as soon as it exceeds it).
+    pub disk_max: u64,
     /// Also keep it in memory while it is at most this long.
     pub memory_max: u64,
 }
@@ -100,6 +107,9 @@ pub enum Fetched {
         len: u64,
         /// The body, when it fit `memory_max`.
         memory: Option<Bytes>,
+        /// The body is in the sink's file (false: it exceeded `disk_max`,
+        /// or there was no file).
+        on_disk: bool,
     },
 }
 
@@ -233,11 +243,18 @@ impl Fetcher {
             let validators = Validators::from_headers(response.headers());
             match status {
                 200 => {
-                    let (len, memory) = read_body(response.into_body(), sink, counted).await?;
+                    let declared = response
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let body = response.into_body();
+                    let (len, memory, on_disk) = read_body(body, declared, sink, counted).await?;
                     return Ok(Fetched::Body {
                         validators,
                         len,
                         memory,
+                        on_disk,
                     });
                 }
                 304 => return Ok(Fetched::NotModified(validators)),
@@ -249,12 +266,24 @@ impl Fetcher {
     }
 }
 
+/// Whether a body of `len` bytes (so far or declared) may stay on disk.
+fn fits_disk(len: u64, disk_max: u64) -> bool {
+    len <= disk_max
+}
+
+/// Reads a 200's body into the sink: (length, memory copy, kept on disk).
+/// A body larger than the disk tier never stays on disk, so the cache
+/// directory exceeds its bound only by downloads that fit it.
 async fn read_body(
     mut body: hyper::body::Incoming,
+    declared: Option<u64>,
     sink: &Sink<'_>,
     counted: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(u64, Option<Bytes>), FetchError> {
-    let mut file = match sink.file {
+) -> Result<(u64, Option<Bytes>, bool), FetchError> {
+    let path = sink
+        .file
+        .filter(|_| declared.is_none_or(|d| fits_disk(d, sink.disk_max)));
+    let mut file = match path {
         Some(p) => Some(tokio::io::BufWriter::with_capacity(
             256 * 1024,
             tokio::fs::File::create(p).await?,
@@ -275,6 +304,12 @@ async fn read_body(
         };
         len += data.len() as u64;
         counted(0, data.len() as u64);
+        if file.is_some() && !fits_disk(len, sink.disk_max) {
+            file = None;
+            if let Some(p) = path {
+                tokio::fs::remove_file(p).await?;
+            }
+        }
         if let Some(f) = &mut file {
             f.write_all(&data).await?;
         }
@@ -282,22 +317,33 @@ async fn read_body(
             if len <= sink.memory_max {
                 m.extend_from_slice(&data);
             } else {
-                if file.is_none() {
-                    return Err(FetchError::Transfer("object too large for memory".into()));
-                }
                 memory = None;
             }
+        }
+        if file.is_none() && memory.is_none() {
+            return Err(if sink.file.is_some() {
+                FetchError::TooLarge(len)
+            } else {
+                FetchError::Transfer("object too large for memory".into())
+            });
         }
     }
     if let Some(f) = &mut file {
         f.flush().await?;
     }
-    Ok((len, memory.map(BytesMut::freeze)))
+    Ok((len, memory.map(BytesMut::freeze), file.is_some()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_bodies_within_the_disk_bound_stay_on_disk() {
+        assert!(fits_disk(0, 0));
+        assert!(fits_disk(1024, 1024));
+        assert!(!fits_disk(1025, 1024));
+    }
 
     #[test]
     fn only_http_upstreams_with_default_port() {

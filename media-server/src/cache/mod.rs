@@ -396,6 +396,7 @@ impl Inner {
         };
         let sink = Sink {
             file: file.as_deref().map(DiskFile::path),
+            disk_max: self.disk.bound(),
             memory_max,
         };
         let m = &self.metrics;
@@ -440,7 +441,11 @@ impl Inner {
                 validators,
                 len,
                 memory,
+                on_disk,
             }) => {
+                // Larger than the disk tier: answered from memory, never
+                // from (or kept in) a file.
+                let file = file.filter(|_| on_disk);
                 // A non-owner keeps its copy in memory only: the owner's
                 // disk holds the object for the pool.
                 let file_indexed = route == Route::Upstream;
@@ -477,6 +482,9 @@ fn error_response(key: &str, e: &CacheError, head: bool) -> FileResponse {
             FileResponse::text(*s, "refused by upstream\n", head)
         }
         CacheError::BadPath => FileResponse::text(400, "bad path\n", head),
+        CacheError::Fetch(FetchError::TooLarge(_)) => {
+            FileResponse::text(502, "object larger than the edge cache\n", head)
+        }
         _ => FileResponse::text(502, "upstream unavailable\n", head),
     }
 }
@@ -510,19 +518,23 @@ impl Inner {
                 data: Data::Disk(f),
             })
         });
+        let memory = memory.map(|b| {
+            Arc::new(Object {
+                meta: Arc::clone(&meta),
+                data: Data::Memory(b),
+            })
+        });
         let in_memory = memory
-            .filter(|_| policy::in_memory(class, len, self.memory_bytes))
-            .map(|b| {
-                Arc::new(Object {
-                    meta: Arc::clone(&meta),
-                    data: Data::Memory(b),
-                })
-            });
+            .clone()
+            .filter(|_| policy::in_memory(class, len, self.memory_bytes));
         // Pinned before it is indexed: indexing may evict it at once (an
         // object larger than the tier), and the waiting requests still get it.
+        // An object on neither tier (too large for the disk tier, not kept
+        // in memory) is still answered from its memory copy.
         let answer = in_memory
             .clone()
             .or_else(|| on_disk.clone())
+            .or(memory)
             .and_then(|o| Found::pinned(o, Outcome::Miss))
             .ok_or_else(|| Arc::new(CacheError::Internal));
         if storable {
