@@ -126,7 +126,11 @@ impl AppState {
             && let Some(edge) = &self.config.edge
         {
             let port = self.config.http.listen.port();
-            self.cache = Some(crate::cache::EdgeCache::new(edge, port)?);
+            let cache = match &self.edge {
+                Some(e) => crate::cache::EdgeCache::with_peers(edge, e.peers())?,
+                None => crate::cache::EdgeCache::new(edge, port)?,
+            };
+            self.cache = Some(cache);
         }
         Ok(self)
     }

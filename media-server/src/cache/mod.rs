@@ -46,6 +46,7 @@ use self::policy::{Action, Class, Freshness};
 use self::pool::{Pool, Route};
 use self::respond::{Outcome, respond};
 use crate::config::EdgeConfig;
+use crate::edge::peers::PeerSet;
 use crate::http_file::{FileRequest, FileResponse, content_type};
 use crate::vod::VodError;
 use crate::vod::path::{percent_decode, plain_components};
@@ -170,6 +171,13 @@ impl EdgeCache {
     /// port of peers found through the peer Service). Empties
     /// `edge.cache.dir/objects`.
     pub fn new(edge: &EdgeConfig, http_port: u16) -> Result<Self, CacheError> {
+        let peers = Arc::new(PeerSet::new(&edge.balancing, http_port));
+        Self::with_peers(edge, peers)
+    }
+
+    /// [`new`](Self::new) over the edge's own peer set (shared with the
+    /// live relay, so each peer is probed once for both).
+    pub fn with_peers(edge: &EdgeConfig, peers: Arc<PeerSet>) -> Result<Self, CacheError> {
         let c = &edge.cache;
         let disk =
             DiskTier::new(&c.dir, c.disk_bytes).map_err(|e| CacheError::Dir(c.dir.clone(), e))?;
@@ -186,7 +194,7 @@ impl EdgeCache {
                 },
                 memory_bytes: c.memory_bytes,
                 epoch: Instant::now(),
-                pool: Pool::of(edge, http_port),
+                pool: Pool::of(edge, peers),
             }),
         })
     }

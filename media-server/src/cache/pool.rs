@@ -7,9 +7,10 @@
 //! always fetched upstream by its receiver, so two edges that disagree on
 //! the owner for a moment never forward to each other in a loop.
 
+use std::sync::Arc;
+
 use crate::config::{BalancingMode, EdgeConfig};
 use crate::edge::peers::PeerSet;
-use crate::edge::rendezvous;
 
 /// Where a miss is fetched from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,28 +24,22 @@ pub enum Route {
 /// The pool of a clustered (or redirect-mode) edge.
 #[derive(Debug)]
 pub struct Pool {
-    peers: PeerSet,
+    peers: Arc<PeerSet>,
 }
 
 impl Pool {
-    /// The pool of `edge`, or `None` when it balances as `service` or does
-    /// not know its own address.
-    pub fn of(edge: &EdgeConfig, http_port: u16) -> Option<Self> {
+    /// The pool of `edge` over `peers` (the edge's one peer set), or `None`
+    /// when it balances as `service` or does not know its own address.
+    pub fn of(edge: &EdgeConfig, peers: Arc<PeerSet>) -> Option<Self> {
         let b = &edge.balancing;
-        (b.mode != BalancingMode::Service && b.advertise.is_some()).then(|| Self {
-            peers: PeerSet::new(b, http_port),
-        })
+        (b.mode != BalancingMode::Service && b.advertise.is_some()).then_some(Self { peers })
     }
 
     /// Where to fetch `key` from now.
     pub async fn route(&self, key: &str) -> Route {
-        let Some(me) = self.peers.me() else {
-            return Route::Upstream;
-        };
-        let live = self.peers.live().await;
-        match rendezvous::owner(key, &live) {
-            Some(owner) if owner.addr != me => Route::Peer(owner.addr.clone()),
-            _ => Route::Upstream,
+        match self.peers.owner_elsewhere(key).await {
+            Some(owner) => Route::Peer(owner.addr),
+            None => Route::Upstream,
         }
     }
 }

@@ -122,7 +122,7 @@ struct Inner {
     upstreams: Vec<UpstreamUrl>,
     idle: Duration,
     mode: BalancingMode,
-    peers: PeerSet,
+    peers: Arc<PeerSet>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     relays: Mutex<HashMap<StreamKey, Arc<RelayEntry>>>,
@@ -160,13 +160,18 @@ impl Edge {
                 upstreams,
                 idle: Duration::from_secs(edge.idle_timeout_secs.max(1)),
                 mode: edge.balancing.mode,
-                peers: PeerSet::new(&edge.balancing, config.http.listen.port()),
+                peers: Arc::new(PeerSet::new(&edge.balancing, config.http.listen.port())),
                 shutdown,
                 tasks,
                 relays: Mutex::new(HashMap::new()),
                 metrics: EdgeMetrics::default(),
             }),
         })
+    }
+
+    /// The edge's peer set (shared with the edge cache's pool).
+    pub fn peers(&self) -> Arc<PeerSet> {
+        Arc::clone(&self.inner.peers)
     }
 
     /// The balancing mode.
@@ -235,10 +240,7 @@ impl Edge {
         if self.inner.mode == BalancingMode::Service {
             return None;
         }
-        let me = self.inner.peers.me()?;
-        let peers = self.inner.peers.live().await;
-        let owner = rendezvous::owner(&key.to_string(), &peers)?;
-        (owner.addr != me).then(|| owner.clone())
+        self.inner.peers.owner_elsewhere(&key.to_string()).await
     }
 
     /// Finds `key` upstream and opens a pull: from the owner peer when

@@ -5,12 +5,15 @@
 //! edge's own address (`balancing.advertise`). Static peers count as live
 //! while their `/readyz` answers 200 (checked at most every [`HEALTH_TTL`]):
 //! a peer that died or drains leaves the set, and its streams move to the
-//! next peer by rendezvous.
+//! next peer by rendezvous. The checks run concurrently, each bounded by
+//! [`PROBE_TIMEOUT`], and one request refreshes them while the others wait
+//! for its answer. One set per edge, shared by the live relay and the cache.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use tokio::time::Instant;
 use tracing::debug;
@@ -20,6 +23,8 @@ use crate::config::BalancingConfig;
 
 /// How long a static peer's readiness answer is trusted.
 pub const HEALTH_TTL: Duration = Duration::from_secs(2);
+/// How long resolving and asking one static peer may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the peer set comes from.
 #[derive(Debug)]
@@ -29,8 +34,10 @@ pub struct PeerSet {
     /// HTTP port of peers found through the Service (the same as ours).
     port: u16,
     me: Option<String>,
-    /// Static peers' last readiness answers.
-    health: Mutex<HashMap<String, (Instant, bool)>>,
+    /// The static peers that were ready at the last check, and when.
+    health: Mutex<Option<(Instant, Vec<String>)>>,
+    /// Held by the one request refreshing `health`.
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl PeerSet {
@@ -41,7 +48,8 @@ impl PeerSet {
             service: balancing.peer_service.clone(),
             port: http_port,
             me: balancing.advertise.clone(),
-            health: Mutex::new(HashMap::new()),
+            health: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -50,14 +58,18 @@ impl PeerSet {
         self.me.as_deref()
     }
 
+    /// The peer owning `key` (by rendezvous over the live peers) when it
+    /// is not this edge; `None` when this edge owns it or has no address.
+    pub async fn owner_elsewhere(&self, key: &str) -> Option<Peer> {
+        let me = self.me()?;
+        let live = self.live().await;
+        let owner = super::rendezvous::owner(key, &live)?;
+        (owner.addr != me).then(|| owner.clone())
+    }
+
     /// The live peers now, this edge included, sorted.
     pub async fn live(&self) -> Vec<Peer> {
-        let mut addrs = Vec::new();
-        for peer in &self.statics {
-            if Some(peer.as_str()) == self.me.as_deref() || self.ready(peer).await {
-                addrs.push(peer.clone());
-            }
-        }
+        let mut addrs = self.ready_statics().await;
         if let Some(service) = &self.service {
             let target = if service.contains(':') {
                 service.clone()
@@ -74,26 +86,57 @@ impl PeerSet {
 }
 
 impl PeerSet {
-    /// True when the static `peer` answered `/readyz` with 200 lately.
-    async fn ready(&self, peer: &str) -> bool {
-        let cached = super::lock(&self.health).get(peer).copied();
-        if let Some((at, ok)) = cached
-            && at.elapsed() < HEALTH_TTL
-        {
-            return ok;
+    /// The static peers that answered `/readyz` with 200 lately (this edge
+    /// counts as ready without asking).
+    async fn ready_statics(&self) -> Vec<String> {
+        if self.statics.is_empty() {
+            return Vec::new();
         }
-        let ok = match tokio::net::lookup_host(peer).await.map(|mut a| a.next()) {
+        if let Some(ready) = self.fresh() {
+            return ready;
+        }
+        // Single flight: whoever gets the lock first probes; the others
+        // find its fresh answer when they get it.
+        let _refreshing = self.refresh.lock().await;
+        if let Some(ready) = self.fresh() {
+            return ready;
+        }
+        let me = self.me.as_deref();
+        let checks = self.statics.iter().map(|peer| async move {
+            let ok = Some(peer.as_str()) == me || probe(peer).await;
+            if !ok {
+                debug!(%peer, "peer not ready: left out of the pool");
+            }
+            ok.then(|| peer.clone())
+        });
+        let ready: Vec<String> = join_all(checks).await.into_iter().flatten().collect();
+        *super::lock(&self.health) = Some((Instant::now(), ready.clone()));
+        ready
+    }
+
+    /// The last readiness answer while it is trusted.
+    fn fresh(&self) -> Option<Vec<String>> {
+        match &*super::lock(&self.health) {
+            Some((at, ready)) if at.elapsed() < HEALTH_TTL => Some(ready.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// True when `peer` resolves and answers `/readyz` with 200 within
+/// [`PROBE_TIMEOUT`].
+async fn probe(peer: &str) -> bool {
+    let ask = async {
+        match tokio::net::lookup_host(peer).await.map(|mut a| a.next()) {
             Ok(Some(addr)) => {
                 matches!(super::locate::http_get(addr, "/readyz").await, Ok((200, _)))
             }
             _ => false,
-        };
-        if !ok {
-            debug!(%peer, "peer not ready: left out of the pool");
         }
-        super::lock(&self.health).insert(peer.to_owned(), (Instant::now(), ok));
-        ok
-    }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, ask)
+        .await
+        .unwrap_or(false)
 }
 
 /// The sorted, deduplicated peer list with `me` in it.
@@ -139,6 +182,37 @@ mod tests {
         let set = PeerSet::new(&b, 9000);
         let addrs: Vec<String> = set.live().await.into_iter().map(|p| p.addr).collect();
         assert_eq!(addrs, ["127.0.0.2:9000"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_probe_each_peer_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ready = listener.local_addr().unwrap();
+        let probes = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&probes);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let b = BalancingConfig {
+            peers: vec![ready.to_string(), "127.0.0.2:9000".into()],
+            advertise: Some("127.0.0.2:9000".into()),
+            ..BalancingConfig::default()
+        };
+        let set = PeerSet::new(&b, 9000);
+        let lookups = (0..20).map(|_| set.live());
+        for live in join_all(lookups).await {
+            assert_eq!(live.len(), 2);
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
