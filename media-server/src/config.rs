@@ -550,8 +550,18 @@ pub fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Strin
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         if let Some(end) = after.find('}') {
-            out.push_str(&lookup(&after[..end]).unwrap_or_default());
+            let value = lookup(&after[..end]).unwrap_or_default();
             rest = &after[end + 1..];
+            // `${POD_IP}:8080` on an IPv6 pod: `[fd00::5]:8080`, the form
+            // socket addresses print as (peers compare equal, URLs work).
+            let host_port = rest.starts_with(':') && !out.ends_with('[');
+            if host_port && value.parse::<std::net::Ipv6Addr>().is_ok() {
+                out.push('[');
+                out.push_str(&value);
+                out.push(']');
+            } else {
+                out.push_str(&value);
+            }
         } else {
             out.push_str(&rest[start..]);
             rest = "";
@@ -693,6 +703,16 @@ edge: { upstreams: [ \"ftp://x\" ], balancing: { mode: redirect, peers: [a] } }
         let adv = c.edge.as_ref().unwrap().balancing.advertise.clone();
         assert_eq!(adv.as_deref(), Some("edge-0:80"));
         assert_eq!(expand_vars("a${X}b${Y", |_| Some("1".into())), "a1b${Y");
+    }
+
+    #[test]
+    fn ipv6_pod_addresses_are_bracketed_before_a_port() {
+        let v6 = |_: &str| Some("fd00::5".to_owned());
+        assert_eq!(expand_vars("${POD_IP}:8080", v6), "[fd00::5]:8080");
+        assert_eq!(expand_vars("[${POD_IP}]:8080", v6), "[fd00::5]:8080");
+        assert_eq!(expand_vars("${POD_IP}", v6), "fd00::5");
+        let v4 = |_: &str| Some("10.1.2.3".to_owned());
+        assert_eq!(expand_vars("${POD_IP}:8080", v4), "10.1.2.3:8080");
     }
 
     #[test]

@@ -44,10 +44,10 @@ impl PeerSet {
     /// The peer set of `balancing`; `http_port` is this edge's HTTP port.
     pub fn new(balancing: &BalancingConfig, http_port: u16) -> Self {
         Self {
-            statics: balancing.peers.clone(),
+            statics: balancing.peers.iter().map(|p| canonical(p)).collect(),
             service: balancing.peer_service.clone(),
             port: http_port,
-            me: balancing.advertise.clone(),
+            me: balancing.advertise.as_deref().map(canonical),
             health: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
         }
@@ -139,6 +139,22 @@ async fn probe(peer: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A peer address in one spelling, so the same peer compares equal however
+/// it was written: an IP socket address as it prints (`[fd00::5]:8080`,
+/// which is what a Service lookup yields); an unbracketed IPv6 address with
+/// a port (`fd00::5:8080`) is read as such; host names are kept as written.
+pub fn canonical(addr: &str) -> String {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return a.to_string();
+    }
+    if let Some((ip, port)) = addr.rsplit_once(':')
+        && let (Ok(ip), Ok(port)) = (ip.parse::<std::net::Ipv6Addr>(), port.parse::<u16>())
+    {
+        return SocketAddr::from((ip, port)).to_string();
+    }
+    addr.to_owned()
+}
+
 /// The sorted, deduplicated peer list with `me` in it.
 pub fn merge(mut addrs: Vec<String>, me: Option<&str>) -> Vec<Peer> {
     if let Some(me) = me {
@@ -165,6 +181,28 @@ mod tests {
         );
         let addrs: Vec<&str> = peers.iter().map(|p| p.addr.as_str()).collect();
         assert_eq!(addrs, ["10.0.0.1:8080", "10.0.0.2:8080"]);
+    }
+
+    #[test]
+    fn addresses_compare_as_socket_addresses() {
+        assert_eq!(canonical("[fd00::5]:8080"), "[fd00::5]:8080");
+        assert_eq!(canonical("fd00::5:8080"), "[fd00::5]:8080");
+        assert_eq!(canonical("[fd00:0:0::5]:8080"), "[fd00::5]:8080");
+        assert_eq!(canonical("10.0.0.1:8080"), "10.0.0.1:8080");
+        assert_eq!(canonical("edge-0.edges:8080"), "edge-0.edges:8080");
+        let b = BalancingConfig {
+            peers: vec!["fd00::6:8080".into()],
+            advertise: Some("fd00::5:8080".into()),
+            ..BalancingConfig::default()
+        };
+        let set = PeerSet::new(&b, 8080);
+        assert_eq!(set.me(), Some("[fd00::5]:8080"));
+        let peers = merge(vec!["[fd00::5]:8080".into()], set.me());
+        assert_eq!(
+            peers.len(),
+            1,
+            "a Service's address of this edge is this edge"
+        );
     }
 
     #[tokio::test]
