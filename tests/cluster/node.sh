@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # state, bin, here, cache: set by up and down
 # The local cluster's node, sourced by tests/cluster/up (node_up) and
 # tests/cluster/down (node_down): containerd, runc and the CNI plugins from
 # Debian's packages, the kubelet and kube-proxy from the kube multi-call
@@ -10,6 +11,13 @@
 # $state/node, the bridge $NODE_BRIDGE, the CNI network $NODE_NETWORK (its
 # iptables rules carry that name), the cgroup $NODE_CGROUP, kube-proxy's
 # KUBE-* chains (removed by `kube-proxy --cleanup`).
+#
+# One node per host (the bridge, cgroup and pod CIDR are fixed): `up --node`
+# writes $NODE_OWNER with its state dir, refuses while another state dir's
+# node holds it, and refuses when KUBE-* chains exist that it did not make
+# (another kubelet or kube-proxy). `down` runs the host-wide cleanups
+# (kube-proxy --cleanup, the kubelet's chains, the bridge, the cgroup) only
+# when the marker is its own.
 #
 # Needs root: the kubelet makes cgroups, containerd mounts, CNI makes
 # interfaces and iptables rules. Expects from the caller: $state, $bin, say,
@@ -28,6 +36,7 @@ NODE_CNI_BIN="/usr/lib/cni"
 PAUSE_IMAGE="localhost/fleetcast/pause:$PAUSE_VERSION"
 COREDNS_IMAGE="localhost/fleetcast/coredns:${COREDNS_VERSION#v}"
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
+NODE_OWNER="${FLEETCAST_NODE_OWNER:-/run/fleetcast-node.owner}"
 
 node_dir() { echo "$state/node"; }
 node_sock() { echo "$state/node/containerd.sock"; }
@@ -47,6 +56,51 @@ node_is_up() {
     [ -f "$state/node/ready" ] || return 1
     local c
     for c in "${NODE_COMPONENTS[@]}"; do node_pid_alive "$c" || return 1; done
+}
+
+# The state dir of the node running on this host, if any (the marker names
+# it and that dir still has a node).
+node_owner() {
+    local owner
+    owner="$(cat "$NODE_OWNER" 2>/dev/null || true)"
+    [ -n "$owner" ] && [ -d "$owner/node" ] && echo "$owner"
+    return 0
+}
+
+# True when this node's state dir holds the host's node marker; a node dir
+# from before the marker existed (no owner-marked) counts as holding it when
+# no other claims it.
+node_is_ours() {
+    local owner
+    owner="$(cat "$NODE_OWNER" 2>/dev/null || true)"
+    [ "$owner" = "$state" ] || { [ -z "$owner" ] && [ -d "$state/node" ] && [ ! -f "$state/node/owner-marked" ]; }
+}
+
+node_host_has_kube_chains() {
+    local tool
+    for tool in iptables-save ip6tables-save; do
+        command -v "$tool" >/dev/null || continue
+        "$tool" 2>/dev/null | grep -q '^:KUBE-' && return 0
+    done
+    return 1
+}
+
+# Deletes the rules of a table whose iptables-save line contains needle
+# (optionally only in one chain), by rule number, highest first, so nothing
+# from the rules' text is ever run; prints each deleted rule's -j target.
+node_delete_rules() { # tool table needle [chain]
+    local tool="$1" table="$2" chain num target
+    while read -r chain num target; do
+        "$tool" -t "$table" -D "$chain" "$num" 2>/dev/null && echo "$target"
+    done < <("$tool-save" -t "$table" 2>/dev/null |
+        NEEDLE="$3" ONLY="${4:-}" awk '$1 == "-A" {
+            n[$2]++
+            if ((ENVIRON["ONLY"] == "" || $2 == ENVIRON["ONLY"]) && index($0 " ", ENVIRON["NEEDLE"])) {
+                t = "-"
+                for (i = 3; i < NF; i++) if ($i == "-j") t = $(i + 1)
+                print $2, n[$2], t
+            }
+        }' | sort -k1,1 -k2,2rn)
 }
 
 node_exports() {
@@ -69,6 +123,7 @@ node_fail() { # message [component]
 
 node_start() { # name command args...: detached, pid recorded like the control plane's
     local name="$1"; shift
+    # shellcheck disable=SC2016 # expanded by the inner bash
     setsid bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
         </dev/null >"$state/logs/$name.log" 2>&1 9>&- &
     local i
@@ -171,6 +226,11 @@ node_up() {
     local dir node_ip sock
     dir="$(node_dir)"
     sock="$(node_sock)"
+    local owner
+    owner="$(node_owner)"
+    if [ -n "$owner" ] && [ "$owner" != "$state" ]; then
+        node_fail "a Fleetcast node of $owner is running on this host (one node per host); stop it with FLEETCAST_CLUSTER_DIR=$owner tests/cluster/down first"
+    fi
     [ -f "$state/advertise-address" ] ||
         node_fail "the control plane in $state was started by an older tests/cluster/up (it records no advertise address); stop it with tests/cluster/down first"
     node_ip="$(cat "$state/advertise-address")"
@@ -181,9 +241,14 @@ node_up() {
     echo "$node_ip" >"$dir/ip"
     echo "$bin" >"$dir/bin"
     node_prepare_host
+    if [ "$(cat "$NODE_OWNER" 2>/dev/null || true)" != "$state" ] && node_host_has_kube_chains; then
+        node_fail "this host has KUBE-* iptables chains this node did not make (another kubelet or kube-proxy runs, or ran, here); stop it, or remove them, first"
+    fi
+    echo "$state" >"$NODE_OWNER" || node_fail "cannot write the node marker $NODE_OWNER"
+    touch "$dir/owner-marked"
     node_make_cgroups
 
-    [ -x "$bin/pause" ] && [ -x "$bin/coredns" ] || node_fail "$bin has no pause or coredns (tests/cluster/build makes them)"
+    { [ -x "$bin/pause" ] && [ -x "$bin/coredns" ]; } || node_fail "$bin has no pause or coredns (tests/cluster/build makes them)"
 
     # Certificates: the kubelet as system:node:NAME (the Node authorizer's
     # subject), its serving certificate, kube-proxy as system:kube-proxy
@@ -402,15 +467,12 @@ node_cni_del() { # container-id netns-path
 # to them, then the chains, in every table and both families.
 NODE_KUBELET_CHAINS=(KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT)
 node_kubelet_chains_cleanup() {
-    local tool table chain rule
+    local tool table chain
     for tool in iptables ip6tables; do
         command -v "$tool" >/dev/null || continue
         for table in filter nat mangle; do
             for chain in "${NODE_KUBELET_CHAINS[@]}"; do
-                while read -r rule; do
-                    # shellcheck disable=SC2086 # iptables-save's own words
-                    eval "$tool -t $table ${rule/-A /-D }" 2>/dev/null || break
-                done < <("$tool-save" -t "$table" 2>/dev/null | grep -E -- "^-A [A-Z]+ .*-j $chain( |\$)" || true)
+                node_delete_rules "$tool" "$table" "-j $chain " >/dev/null
                 if "$tool" -t "$table" -n -L "$chain" >/dev/null 2>&1; then
                     "$tool" -t "$table" -F "$chain" 2>/dev/null
                     "$tool" -t "$table" -X "$chain" 2>/dev/null
@@ -421,10 +483,14 @@ node_kubelet_chains_cleanup() {
 }
 
 node_down() {
-    local dir status=0 kubectl_admin=()
+    local dir status=0 kubectl_admin=() own=true
     dir="$(node_dir)"
     [ -d "$dir" ] || return 0
     say "stopping the node"
+    if ! node_is_ours; then
+        own=false
+        say "the host's node marker $NODE_OWNER names $(cat "$NODE_OWNER" 2>/dev/null || echo nothing), not $state: stopping only this node's processes, leaving the host-wide chains, bridge and cgroup alone"
+    fi
     rm -f "$dir/ready"
     [ -d "$dir/path" ] && export PATH="$dir/path:$PATH"
 
@@ -438,13 +504,14 @@ node_down() {
         for _ in $(seq 1 60); do [ -z "$(node_tasks)" ] && break; sleep 0.5; done
     fi
     node_stop kube-proxy || status=1
-    # kube-proxy removes its own KUBE-* chains and rules.
-    if [ -x "$bin/kube-proxy" ] && [ -f "$dir/kube-proxy.yaml" ]; then
+    # kube-proxy removes its KUBE-* chains and rules (every one on the host,
+    # hence only when the host's node is ours).
+    if $own && [ -x "$bin/kube-proxy" ] && [ -f "$dir/kube-proxy.yaml" ]; then
         "$bin/kube-proxy" --cleanup --config "$dir/kube-proxy.yaml" >"$state/logs/kube-proxy-cleanup.log" 2>&1 ||
             say "kube-proxy --cleanup failed (see $state/logs/kube-proxy-cleanup.log)"
     fi
     node_stop kubelet || status=1
-    node_kubelet_chains_cleanup
+    if $own; then node_kubelet_chains_cleanup; fi
     if [ "${#kubectl_admin[@]}" -gt 0 ]; then
         "${kubectl_admin[@]}" delete node "$NODE_NAME" --ignore-not-found >/dev/null 2>&1 || true
     fi
@@ -487,22 +554,20 @@ node_down() {
 
     # 4. Network: the bridge, and any masquerade rules CNI left for our network
     # (their comment names it).
-    if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
+    if $own && ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
         ip link delete "$NODE_BRIDGE" && say "deleted the bridge $NODE_BRIDGE"
     fi
-    if command -v iptables-save >/dev/null; then
-        local rule chain
-        while read -r rule; do
-            chain="$(echo "$rule" | sed -n 's/.* -j \(CNI-[0-9a-f]*\).*/\1/p')"
-            # shellcheck disable=SC2086 # the rule is iptables-save's own words
-            eval "iptables -t nat ${rule/-A /-D }" 2>/dev/null || true
-            if [ -n "$chain" ]; then iptables -t nat -F "$chain" 2>/dev/null; iptables -t nat -X "$chain" 2>/dev/null; fi
-        done < <(iptables-save -t nat 2>/dev/null | grep -F -- "name: \\\"$NODE_NETWORK\\\"" | grep '^-A POSTROUTING' || true)
+    if $own && command -v iptables-save >/dev/null; then
+        local chain
+        while read -r chain; do
+            case "$chain" in CNI-*) iptables -t nat -F "$chain" 2>/dev/null; iptables -t nat -X "$chain" 2>/dev/null ;; esac
+        done < <(node_delete_rules iptables nat "name: \\\"$NODE_NETWORK\\\"" POSTROUTING)
     fi
 
     # 5. Cgroups (empty once the pods are gone), deepest first.
     local root
     for root in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+        $own || break
         [ -d "$root$NODE_CGROUP" ] || continue
         find "$root$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true
         [ -d "$root$NODE_CGROUP" ] && { say "cgroup $root$NODE_CGROUP is not empty; left in place"; status=1; }
@@ -517,6 +582,7 @@ node_down() {
         rm -f "$dir/sysctl.saved"
     fi
     if [ "$status" -eq 0 ]; then
+        if $own; then rm -f "$NODE_OWNER"; fi
         rm -rf "$dir"
     else
         say "the node was not fully cleaned; $dir is kept (nothing under it was deleted)"
