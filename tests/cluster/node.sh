@@ -189,20 +189,29 @@ node_prepare_host() {
     fi
 }
 
-# kubelet's cgroupfs driver needs its cgroup root to exist in every v1
-# hierarchy (and the v2 one of a hybrid); cpuset needs cpus/mems filled in.
+# The cgroup hierarchies' roots: the one v2 tree on a pure v2 host, else
+# every mounted v1 hierarchy plus the v2 one of a hybrid host.
+node_cgroup_roots() {
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        echo /sys/fs/cgroup
+    else
+        awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts | sort -u
+    fi
+}
+
+# kubelet's cgroupfs driver needs its cgroup root to exist in every
+# hierarchy; a v1 cpuset needs cpus/mems filled in.
 node_make_cgroups() {
-    local dir
-    for dir in /sys/fs/cgroup/*/; do
-        [ -f "$dir/cgroup.procs" ] || continue
-        mkdir -p "$dir$NODE_CGROUP" || node_fail "cannot create the cgroup $dir$NODE_CGROUP"
-        if [ -f "$dir/cpuset.cpus" ]; then
-            cat "$dir/cpuset.cpus" >"$dir$NODE_CGROUP/cpuset.cpus"
-            cat "$dir/cpuset.mems" >"$dir$NODE_CGROUP/cpuset.mems"
+    local root
+    while read -r root; do
+        mkdir -p "$root/$NODE_CGROUP" || node_fail "cannot create the cgroup $root/$NODE_CGROUP"
+        if [ -f "$root/cpuset.cpus" ] && [ -f "$root/$NODE_CGROUP/cpuset.cpus" ]; then
+            if ! { cat "$root/cpuset.cpus" >"$root/$NODE_CGROUP/cpuset.cpus" &&
+                cat "$root/cpuset.mems" >"$root/$NODE_CGROUP/cpuset.mems"; }; then
+                node_fail "cannot fill in cpuset.cpus/mems of $root/$NODE_CGROUP"
+            fi
         fi
-    done
-    # A pure v2 host: one tree.
-    if [ -f /sys/fs/cgroup/cgroup.procs ]; then mkdir -p "/sys/fs/cgroup/$NODE_CGROUP"; fi
+    done < <(node_cgroup_roots)
 }
 
 # --- images --------------------------------------------------------------------
@@ -278,7 +287,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "$PAUSE_IMAGE"
   enable_selinux = false
   # Pods may not get an oom_score_adj below containerd's own: lowering it
-  # needs CAP_SYS_RESOURCE, which some hosts (these VMs) do not grant root.
+  # needs CAP_SYS_RESOURCE, which root lacks on some hosts (containers, some VMs).
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -338,7 +347,7 @@ EOF
     cat >"$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-# These machines mount cgroup v1 controllers beside an empty v2 tree.
+# Hybrid cgroup v1/v2 hosts (v1 controllers beside an empty v2 tree) work too.
 failCgroupV1: false
 failSwapOn: false
 cgroupDriver: cgroupfs
@@ -566,12 +575,11 @@ node_down() {
 
     # 5. Cgroups (empty once the pods are gone), deepest first.
     local root
-    for root in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-        $own || break
-        [ -d "$root$NODE_CGROUP" ] || continue
-        find "$root$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true
-        [ -d "$root$NODE_CGROUP" ] && { say "cgroup $root$NODE_CGROUP is not empty; left in place"; status=1; }
-    done
+    while $own && read -r root; do
+        [ -d "$root/$NODE_CGROUP" ] || continue
+        find "$root/$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        [ -d "$root/$NODE_CGROUP" ] && { say "cgroup $root/$NODE_CGROUP is not empty; left in place"; status=1; }
+    done < <(node_cgroup_roots)
 
     # 6. Sysctls back to what they were.
     if [ -f "$dir/sysctl.saved" ]; then
