@@ -82,6 +82,15 @@ impl FileResponse {
         }
     }
 
+    /// Bytes of body this response sends (0 for HEAD and empty bodies).
+    pub fn body_len(&self) -> u64 {
+        match &self.body {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
     /// The value of a header, for tests and logs.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -1,9 +1,11 @@
 //! `/api/stats`: one small document per server for the operator's autoscaler
 //! (total viewers and egress bits per second), the egress a rate over the
-//! last [`WINDOW`] computed from the hub's byte counters, sampled every second.
+//! last [`WINDOW`] computed from the byte counters (the hub's live protocols,
+//! HTTP VOD on origins, the cache's answers on edges), sampled every second.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -21,9 +23,22 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct EgressMeter {
     samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Bytes of HTTP VOD bodies an origin sent (the hub counts live media;
+    /// an edge's cache counts its own answers).
+    vod_bytes: AtomicU64,
 }
 
 impl EgressMeter {
+    /// Counts `n` bytes of VOD body sent.
+    pub fn add_vod(&self, n: u64) {
+        self.vod_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// VOD body bytes sent so far.
+    pub fn vod_bytes(&self) -> u64 {
+        self.vod_bytes.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Instant, u64)>> {
         self.samples
             .lock()
@@ -62,10 +77,16 @@ impl EgressMeter {
     }
 }
 
-/// Bytes written to viewers so far, all protocols.
+/// Bytes written to viewers so far: live protocols, HTTP VOD, and the
+/// edge cache's answers (VOD through an edge).
 pub fn bytes_out(state: &AppState) -> u64 {
     let m = state.hub.metrics();
-    Protocol::VIEWER.iter().map(|p| m.bytes_out.get(*p)).sum()
+    let live: u64 = Protocol::VIEWER.iter().map(|p| m.bytes_out.get(*p)).sum();
+    let cached = state
+        .cache
+        .as_ref()
+        .map_or(0, |c| c.metrics().bytes_served());
+    live + state.egress.vod_bytes() + cached
 }
 
 /// Samples the byte counters every second until shutdown.

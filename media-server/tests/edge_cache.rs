@@ -454,6 +454,10 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
     assert_eq!(r.status, 200);
     assert!(r.body == fits_memory);
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
+    // Bytes the cache answers count as the edge's egress.
+    let stats = get(edge.http, "/api/stats");
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    assert_eq!(stats["bytes_out"], fits_memory.len());
     let r = get(edge.http, "/vod/huge.mp4");
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");

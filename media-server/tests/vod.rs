@@ -50,6 +50,10 @@ fn ranges_return_the_exact_bytes_of_the_file() {
         full.header("content-length"),
         Some(len.to_string().as_str())
     );
+    // VOD bytes count as egress for the autoscaler.
+    let stats = get(server.http, "/api/stats");
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    assert_eq!(stats["bytes_out"], len);
     let etag = full.header("etag").expect("an ETag").to_owned();
     let modified = full
         .header("last-modified")

@@ -34,6 +34,12 @@ impl CacheMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Bytes of object bodies sent to clients (both tiers).
+    pub fn bytes_served(&self) -> u64 {
+        self.bytes_served_memory.load(Ordering::Relaxed)
+            + self.bytes_served_disk.load(Ordering::Relaxed)
+    }
+
     /// Requests answered from a tier without asking the upstream.
     pub fn hits(&self, tier: Tier) -> u64 {
         match tier {

@@ -127,18 +127,25 @@ pub fn routes(state: &crate::server::AppState) -> axum::Router {
         return crate::cache::routes(cache.clone());
     }
     let roots = VodRoots::under(&state.config.data_dir);
+    let egress = std::sync::Arc::clone(&state.egress);
     axum::Router::new()
         .route(
             "/vod/{*path}",
             axum::routing::get(
-                |axum::extract::State(roots): axum::extract::State<VodRoots>,
+                |axum::extract::State((roots, egress)): axum::extract::State<(
+                    VodRoots,
+                    std::sync::Arc<crate::stats::EgressMeter>,
+                )>,
                  method: Method,
                  uri: Uri,
                  headers: HeaderMap| async move {
                     let req = crate::http_file::axum_glue::request(&method, &uri, &headers, None);
-                    serve(&roots, &req).await.into_response()
+                    let response = serve(&roots, &req).await;
+                    // Counted for `/api/stats` egress (the autoscaler's input).
+                    egress.add_vod(response.body_len());
+                    response.into_response()
                 },
             ),
         )
-        .with_state(roots)
+        .with_state((roots, egress))
 }
