@@ -100,6 +100,8 @@ pub struct Segmenter {
     frame_interval_ms: u64,
     pending_discontinuity: bool,
     ended: bool,
+    /// The last `onMetaData` seen (a different one mid-session cuts).
+    last_metadata: Option<Bytes>,
 }
 
 /// What `push` did with a tag.
@@ -131,6 +133,7 @@ impl Segmenter {
             frame_interval_ms: 0,
             pending_discontinuity: false,
             ended: false,
+            last_metadata: None,
         }
     }
 
@@ -174,11 +177,20 @@ impl Segmenter {
             return Pushed::Buffered;
         }
         if tag.kind == TagKind::Script {
-            // New metadata in the middle of a session: another encoder
+            // Different metadata in the middle of a session: another encoder
             // session follows (an edge resuming a stream on another origin
             // sends the new origin's metadata just before its first
             // keyframe). End the segment here and mark a discontinuity.
-            if self.open.is_some() && crate::flv::script_name(&tag.data) == Some("onMetaData") {
+            // The same metadata again (encoders that resend it now and
+            // then) changes nothing.
+            if crate::flv::script_name(&tag.data) != Some("onMetaData") {
+                return Pushed::Buffered;
+            }
+            let changed = self
+                .last_metadata
+                .replace(tag.data.clone())
+                .is_some_and(|prev| prev != tag.data);
+            if self.open.is_some() && changed {
                 let done = self.finish_open_at(ms);
                 self.pending_discontinuity = true;
                 return if done {

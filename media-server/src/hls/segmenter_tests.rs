@@ -263,8 +263,9 @@ fn new_metadata_mid_session_starts_a_discontinuity() {
     let mut seg = Segmenter::new(config(10));
     seg.start_session(SystemTime::UNIX_EPOCH);
     feed(&mut seg, &stream(0, 3000, 1000));
-    seg.push(&crate::hls::testdata::script(3040));
-    feed(&mut seg, &stream(3040, 7000, 1000));
+    let mut next = stream(3040, 7000, 1000);
+    next[0] = crate::hls::testdata::other_script(3040);
+    feed(&mut seg, &next);
     let segs: Vec<(String, bool)> = seg
         .window()
         .map(|s| (s.name.clone(), s.discontinuity))
@@ -274,4 +275,24 @@ fn new_metadata_mid_session_starts_a_discontinuity() {
     assert_eq!(segs[2], ("seg-3040.ts".to_owned(), true));
     assert!(segs[3..].iter().all(|s| !s.1), "{segs:?}");
     assert!(playlist::render(&seg).contains("#EXT-X-DISCONTINUITY"));
+}
+
+#[test]
+fn the_same_metadata_again_does_not_cut() {
+    // Encoders that resend their metadata now and then: one timeline.
+    let mut seg = Segmenter::new(config(10));
+    seg.start_session(SystemTime::UNIX_EPOCH);
+    feed(&mut seg, &stream(0, 3000, 1000));
+    // `stream` starts with the same metadata (and headers) again.
+    feed(&mut seg, &stream(3040, 7000, 1000));
+    let segs: Vec<(String, bool)> = seg
+        .window()
+        .map(|s| (s.name.clone(), s.discontinuity))
+        .collect();
+    assert!(segs.iter().all(|s| !s.1), "{segs:?}");
+    assert!(!playlist::render(&seg).contains("#EXT-X-DISCONTINUITY"));
+    assert!(
+        !segs.iter().any(|s| s.0 == "seg-3040.ts"),
+        "cut at the metadata: {segs:?}"
+    );
 }

@@ -88,3 +88,14 @@ pub fn script(ts: u32) -> Tag {
         data: Bytes::from_static(b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
     }
 }
+
+/// Metadata other than [`script`]'s (another encoder session: `width: 640`).
+pub fn other_script(ts: u32) -> Tag {
+    Tag {
+        kind: TagKind::Script,
+        timestamp: ts,
+        data: Bytes::from_static(
+            b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x01\x00\x05width\x00\x40\x84\x00\x00\x00\x00\x00\x00\x00\x00\x09",
+        ),
+    }
+}
