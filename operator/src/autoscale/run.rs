@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use super::behavior;
 use super::decision::{self, History, Input};
 use super::pods::{self, DELETION_COST_ANNOTATION, EdgePod};
-use super::stats::{PodStats, StatsClient};
+use super::stats::{self, PodStats, StatsClient};
 use super::status::{Part, PoolPart};
 use crate::build::media_config::HTTP_PORT;
 use crate::build::names::{self, Component};
@@ -220,10 +220,7 @@ impl Autoscaler {
                 })
                 .collect();
             let reported: Vec<&PodStats> = stats.values().collect();
-            #[allow(clippy::cast_possible_wrap)]
-            let sum = |f: fn(&PodStats) -> u64| {
-                (!reported.is_empty()).then(|| reported.iter().map(|s| f(s) as i64).sum())
-            };
+            let sum = |f: fn(&PodStats) -> u64| stats::total(&reported, f);
             let mut part = PoolPart {
                 name: pool.name.clone(),
                 viewers: sum(|s| s.viewers),

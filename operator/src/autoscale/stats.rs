@@ -29,6 +29,17 @@ pub struct PodStats {
     pub draining: bool,
 }
 
+/// The sum of one field over the pods that reported, `None` when none did.
+/// The values come from the pods over HTTP, so the sum saturates at
+/// `i64::MAX` rather than wrapping or overflowing.
+pub fn total(reported: &[&PodStats], field: fn(&PodStats) -> u64) -> Option<i64> {
+    (!reported.is_empty()).then(|| {
+        reported.iter().fold(0_i64, |sum, s| {
+            sum.saturating_add(i64::try_from(field(s)).unwrap_or(i64::MAX))
+        })
+    })
+}
+
 /// Why a pod's stats could not be read (the pod then counts as missing).
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
@@ -111,6 +122,23 @@ mod tests {
                 draining: false
             }
         );
+    }
+
+    #[test]
+    fn totals_saturate_on_huge_values() {
+        let stats = |viewers| PodStats {
+            viewers,
+            egress_bits_per_second: 0,
+            draining: false,
+        };
+        let (one, huge) = (stats(1), stats(u64::MAX));
+        assert_eq!(total(&[], |s| s.viewers), None);
+        assert_eq!(total(&[&one, &one], |s| s.viewers), Some(2));
+        assert_eq!(total(&[&huge], |s| s.viewers), Some(i64::MAX));
+        assert_eq!(total(&[&huge, &huge], |s| s.viewers), Some(i64::MAX));
+        assert_eq!(total(&[&one, &huge], |s| s.viewers), Some(i64::MAX));
+        let max = stats(u64::try_from(i64::MAX).unwrap());
+        assert_eq!(total(&[&max, &one], |s| s.viewers), Some(i64::MAX));
     }
 
     #[tokio::test]
