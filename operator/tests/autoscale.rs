@@ -360,7 +360,8 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     let mcs: Api<MediaCluster> = Api::namespaced(client.clone(), ns.name());
     create(&client, ns.name(), &mc_from_yaml(MC)).await.unwrap();
 
-    // The Deployment is created without replicas; the autoscaler brings it to minReplicas.
+    // The Deployment is created without replicas; the reconciler has the autoscaler take them
+    // over at minReplicas as soon as it is created.
     wait_replicas(&deployments, 2, "the pool at minReplicas 2").await;
     let d = deployments.get(DEPLOYMENT).await.unwrap();
     let owners: Vec<String> = d
@@ -410,7 +411,6 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     let last = status.last_scale.clone().unwrap();
     assert_eq!((last.from_replicas, last.to_replicas), (2, 3), "{status:?}");
     assert_eq!(last.reason, "MetricAboveTarget", "{status:?}");
-    // (The first ScaledUp Event is 1 -> 2, to minReplicas.)
     wait::until("a ScaledUp Event for 2 -> 3", WAIT, || async {
         let notes = events(&client, ns.name(), "ScaledUp").await;
         Ok(notes

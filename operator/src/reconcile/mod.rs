@@ -33,6 +33,7 @@ use crate::autoscale::run::{self as autoscaler, Autoscaler, Caches, Claims};
 use crate::build::names::{self, MANAGER};
 use crate::build::{self, Child, Inputs};
 use crate::crd::MediaCluster;
+use crate::crd::v1alpha1::Autoscaling;
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -318,9 +319,10 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
         }
     };
 
-    if let Err(e) = claim_replicas(mc, ctx, &namespace).await {
-        return Err(ctx.failed(mc, e).await);
-    }
+    let unborn = match claim_replicas(mc, ctx, &namespace).await {
+        Ok(unborn) => unborn,
+        Err(e) => return Err(ctx.failed(mc, e).await),
+    };
     let owned = ctx.stores.owned(mc);
     let known = |key: &build::ChildKey| {
         owned
@@ -340,6 +342,9 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
         Ok(applied) => applied,
         Err(e) => return Err(ctx.failed(mc, e).await),
     };
+    if let Err(e) = claim_created(ctx, &namespace, &unborn, &applied).await {
+        return Err(ctx.failed(mc, e).await);
+    }
     let stale = build::prune_set(
         &desired.keys(),
         &owned.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
@@ -361,8 +366,14 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
 /// Before the reconciler stops writing `replicas` of a pool that the
 /// autoscaler now scales, the autoscaler takes the field over at its current
 /// value (within the bounds), so it never falls back to the default of 1.
-async fn claim_replicas(mc: &MediaCluster, ctx: &Context, namespace: &str) -> Result<()> {
+/// Returns the unclaimed Deployments that do not exist yet, with their bounds.
+async fn claim_replicas<'a>(
+    mc: &'a MediaCluster,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Vec<(String, &'a Autoscaling)>> {
     let name = mc.name_any();
+    let mut unborn = Vec::new();
     for pool in &mc.spec.edges {
         let deployment = names::edge(&name, &pool.name);
         let Some(a) = pool
@@ -381,20 +392,55 @@ async fn claim_replicas(mc: &MediaCluster, ctx: &Context, namespace: &str) -> Re
             .deployments
             .get(&reflector::ObjectRef::new(&deployment).within(namespace));
         let Some(current) = cached.and_then(|d| d.spec.as_ref().and_then(|s| s.replicas)) else {
-            // Not created yet: nobody owns the field; the autoscaler sets it.
+            // Not created yet: claimed once this reconcile's apply has created it.
+            unborn.push((deployment, a));
             continue;
         };
-        let replicas = current.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas));
-        autoscaler::apply_replicas(&ctx.client, namespace, &deployment, replicas)
-            .await
-            .map_err(|source| Error::Apply {
-                kind: build::Kind::Deployment,
-                namespace: namespace.to_owned(),
-                name: deployment.clone(),
-                source,
-            })?;
-        ctx.claims.insert(namespace, &deployment);
+        claim(ctx, namespace, &deployment, claim_at(Some(current), a)).await?;
     }
+    Ok(unborn)
+}
+
+/// A Deployment this reconcile created without `replicas` runs Kubernetes'
+/// default of 1: the autoscaler takes the field over at once, within the
+/// bounds (so at `minReplicas`), rather than at its next evaluation.
+async fn claim_created(
+    ctx: &Context,
+    namespace: &str,
+    unborn: &[(String, &Autoscaling)],
+    applied: &[(Child, Change)],
+) -> Result<()> {
+    for (deployment, a) in unborn {
+        let created = applied.iter().find_map(|(child, _)| match child {
+            Child::Deployment(d) if d.metadata.name.as_ref() == Some(deployment) => Some(d),
+            _ => None,
+        });
+        if let Some(d) = created {
+            let current = d.spec.as_ref().and_then(|s| s.replicas);
+            claim(ctx, namespace, deployment, claim_at(current, a)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The count the autoscaler takes `replicas` over at: the current one (the
+/// API server's default of 1 when unset), within the bounds.
+fn claim_at(current: Option<i32>, a: &Autoscaling) -> i32 {
+    current
+        .unwrap_or(1)
+        .clamp(a.min_replicas, a.max_replicas.max(a.min_replicas))
+}
+
+async fn claim(ctx: &Context, namespace: &str, deployment: &str, replicas: i32) -> Result<()> {
+    autoscaler::apply_replicas(&ctx.client, namespace, deployment, replicas)
+        .await
+        .map_err(|source| Error::Apply {
+            kind: build::Kind::Deployment,
+            namespace: namespace.to_owned(),
+            name: deployment.to_owned(),
+            source,
+        })?;
+    ctx.claims.insert(namespace, deployment);
     Ok(())
 }
 
@@ -561,5 +607,26 @@ impl Context {
             source,
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_keep_the_count_within_the_bounds() {
+        let a = Autoscaling {
+            min_replicas: 2,
+            max_replicas: 10,
+            metric: crate::crd::v1alpha1::ScalingMetric::Viewers,
+            target: 100,
+            behavior: None,
+        };
+        // A Deployment just created without replicas starts at minReplicas.
+        assert_eq!(claim_at(None, &a), 2);
+        assert_eq!(claim_at(Some(1), &a), 2);
+        assert_eq!(claim_at(Some(5), &a), 5);
+        assert_eq!(claim_at(Some(12), &a), 10);
     }
 }
