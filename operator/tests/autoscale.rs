@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{InProcess, WAIT, create, install_crd, mc_from_yaml};
@@ -72,20 +72,39 @@ fn require(tool: &str) {
     );
 }
 
-/// The `fleetcast-media` binary of this workspace's build.
+/// The `fleetcast-media` binary of this workspace's build, built first (once
+/// per test process) so the test runs the current media server, not whatever
+/// a previous build left: `cargo test -p fleetcast-operator` does not build it.
+/// Cargo holds its build lock only while building, not while tests run.
 fn media_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_media_binary).clone()
+}
+
+fn build_media_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/autoscale-HASH -> target/<profile>/fleetcast-media
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("fleetcast-media");
+    // TARGET/<profile>/deps/autoscale-HASH -> TARGET/<profile>/fleetcast-media
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let target = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-p", "fleetcast-media", "--bin", "fleetcast-media"])
+        .args(["--profile", profile])
+        .env("CARGO_TARGET_DIR", target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
     assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p fleetcast-media` (make test builds every binary)",
-        bin.display()
+        out.status.success(),
+        "building fleetcast-media failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let bin = profile_dir.join("fleetcast-media");
+    assert!(bin.exists(), "{} is missing after the build", bin.display());
     bin
 }
 
