@@ -497,7 +497,14 @@ async fn viewers_scale_the_pool_up_and_down_and_missing_stats_hold_it() {
     assert_eq!(replicas(&deployments).await, Some(3));
     // ... then it shrinks.
     wait_replicas(&deployments, 2, "the pool to shrink to 2").await;
-    let status = pool_status(&mcs).await.unwrap();
+    // The status is written after the Deployment's patch.
+    let status = wait::until("status of the scale-down", WAIT, || async {
+        Ok(pool_status(&mcs)
+            .await
+            .filter(|s| s.last_scale.as_ref().is_some_and(|l| l.to_replicas == 2)))
+    })
+    .await
+    .unwrap();
     let last = status.last_scale.clone().unwrap();
     assert_eq!((last.from_replicas, last.to_replicas), (3, 2), "{status:?}");
     // Not before the window had only low recommendations: the last high one came
