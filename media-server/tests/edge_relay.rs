@@ -109,7 +109,10 @@ fn a_stream_no_upstream_has_is_refused_over_rtmp_and_http() {
         "{}",
         edge.log()
     );
-    assert!(metric_u64(&edge, "fleetcast_edge_pulls_failed_total") >= 3);
+    // Repeated misses within a short while are answered from the edge's
+    // negative cache without asking the upstreams again, so at least the
+    // first counts (how many more depends on the time between requests).
+    assert!(metric_u64(&edge, "fleetcast_edge_pulls_failed_total") >= 1);
 }
 
 #[test]

@@ -99,7 +99,12 @@ pub async fn on_demand(State(edge): State<Edge>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     if !live && let Err(e) = edge.ensure_live(&key).await {
-        return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response();
+        let status = if matches!(e, super::EdgeError::Busy) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        return (status, format!("{e}\n")).into_response();
     }
     if !matches!(what, LivePath::Playlist(_)) {
         return next.run(req).await;

@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod locate;
+pub mod misses;
 pub mod peers;
 pub mod rebase;
 mod relay;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -31,12 +32,16 @@ use tracing::{debug, warn};
 use crate::config::{BalancingMode, Config};
 use crate::hub::{Hub, StreamKey};
 use locate::{Pull, PullTimeouts};
+use misses::{MAX_MISSES, MISS_TTL, RecentMisses};
 use peers::PeerSet;
 use rendezvous::Peer;
 use upstream::{Scheme, UpstreamUrl};
 
 /// How long a viewer waits for the edge to find its stream.
 pub const VIEWER_WAIT: Duration = Duration::from_secs(20);
+/// Relays looking for their stream at once (each asks every upstream); a
+/// request for one more stream while they are all busy is refused.
+pub const MAX_LOCATING: usize = 64;
 /// How long a relay keeps its viewers while looking for the stream again
 /// after its upstream went away (the publisher moving to another origin).
 pub const FAILOVER_WINDOW: Duration = Duration::from_secs(20);
@@ -73,6 +78,9 @@ pub enum EdgeError {
     /// The server is shutting down.
     #[error("server shutting down")]
     ShuttingDown,
+    /// Too many streams are being looked for upstream at once.
+    #[error("edge busy: {MAX_LOCATING} streams are being located, try again")]
+    Busy,
 }
 
 /// Counters for `/metrics`.
@@ -126,6 +134,10 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     relays: Mutex<HashMap<StreamKey, Arc<RelayEntry>>>,
+    /// Streams no upstream had a moment ago: not looked for again yet.
+    misses: Mutex<RecentMisses<StreamKey>>,
+    /// Permits of relays still locating their stream.
+    locating: Arc<Semaphore>,
     metrics: EdgeMetrics,
 }
 
@@ -164,6 +176,8 @@ impl Edge {
                 shutdown,
                 tasks,
                 relays: Mutex::new(HashMap::new()),
+                misses: Mutex::new(RecentMisses::new(MISS_TTL, MAX_MISSES)),
+                locating: Arc::new(Semaphore::new(MAX_LOCATING)),
                 metrics: EdgeMetrics::default(),
             }),
         })
@@ -202,12 +216,24 @@ impl Edge {
                     // Published here directly.
                     return Ok(());
                 }
+                if lock(&self.inner.misses).is_recent(key, std::time::Instant::now()) {
+                    return Err(EdgeError::NotFound(key.clone()));
+                }
+                let Ok(permit) = Arc::clone(&self.inner.locating).try_acquire_owned() else {
+                    return Err(EdgeError::Busy);
+                };
                 let entry = Arc::new(RelayEntry {
                     status: watch::Sender::new(Status::Locating),
                     upstream: Mutex::new(None),
                 });
                 relays.insert(key.clone(), Arc::clone(&entry));
                 let rx = entry.status.subscribe();
+                // The permit is held while the relay is locating.
+                let mut located = entry.status.subscribe();
+                self.inner.tasks.spawn(async move {
+                    let _ = located.wait_for(|s| *s != Status::Locating).await;
+                    drop(permit);
+                });
                 let (edge, k) = (self.clone(), key.clone());
                 self.inner
                     .tasks
@@ -217,11 +243,15 @@ impl Edge {
         };
         let waited =
             tokio::time::timeout(VIEWER_WAIT, status.wait_for(|s| *s != Status::Locating)).await;
+        let missed = |e: EdgeError| {
+            lock(&self.inner.misses).record(key, std::time::Instant::now());
+            Err(e)
+        };
         match waited {
             Err(_) => Err(EdgeError::Timeout(key.clone())),
-            Ok(Err(_)) => Err(EdgeError::NotFound(key.clone())),
+            Ok(Err(_)) => missed(EdgeError::NotFound(key.clone())),
             Ok(Ok(s)) => match &*s {
-                Status::Failed(why) => Err(EdgeError::NotFoundAfter(key.clone(), why.clone())),
+                Status::Failed(why) => missed(EdgeError::NotFoundAfter(key.clone(), why.clone())),
                 _ => Ok(()),
             },
         }
