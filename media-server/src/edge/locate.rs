@@ -241,9 +241,12 @@ pub async fn first_pull(
     shutdown: &CancellationToken,
 ) -> Result<Pull, EdgeError> {
     let mut set = tokio::task::JoinSet::new();
+    // Each task's candidate, so a task that panicked is blamed on its own.
+    let mut of_task = std::collections::HashMap::new();
     for &c in candidates {
         let (k, t, s) = (key.clone(), tasks.clone(), shutdown.clone());
-        set.spawn(async move { open_pull(c, &k, timeouts, &t, &s).await });
+        let handle = set.spawn(async move { open_pull(c, &k, timeouts, &t, &s).await });
+        of_task.insert(handle.id(), c);
     }
     let mut last = None;
     while let Some(r) = set.join_next().await {
@@ -253,7 +256,10 @@ pub async fn first_pull(
                 debug!(stream = %key, error = %e, "candidate upstream failed");
                 last = Some(e);
             }
-            Err(e) => last = Some(EdgeError::Pull(candidates[0], e.to_string())),
+            Err(e) => match of_task.get(&e.id()) {
+                Some(&c) => last = Some(EdgeError::Pull(c, e.to_string())),
+                None => last = Some(EdgeError::NotFound(key.clone())),
+            },
         }
     }
     Err(last.map_or_else(
