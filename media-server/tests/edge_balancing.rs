@@ -8,10 +8,12 @@
 
 mod common;
 mod edge_common;
+#[path = "support/http_client.rs"]
+mod http_client;
 
 use std::time::Duration;
 
-use common::{Server, TempDir, http_get, publish, stream_of};
+use common::{Server, TempDir, publish, stream_of};
 use edge_common::{
     Reaped, finish_player, free_addr, spawn_player, start_edge_on, urls_of, viewers, wait_until,
 };
@@ -103,12 +105,12 @@ fn redirect_edges_send_http_players_to_the_owner() {
     let ((owner_edge, _c1), (other, _c2)) = pool(&origin, "redirect", "live/redir");
 
     for path in ["/live/redir.flv", "/live/redir/index.m3u8"] {
-        let (status, _) = http_get(other.http, path);
-        assert_eq!(status, 302, "{path}");
-        let head = raw_head(other.http, path);
-        assert!(
-            head.contains(&format!("location: http://{}{path}", owner_edge.http)),
-            "{head}"
+        let r = http_client::get(other.http, path);
+        assert_eq!(r.status, 302, "{path}");
+        assert_eq!(
+            r.header("location"),
+            Some(format!("http://{}{path}", owner_edge.http).as_str()),
+            "{path}"
         );
     }
     // ffmpeg follows the redirect and plays from the owner.
@@ -126,20 +128,4 @@ fn redirect_edges_send_http_players_to_the_owner() {
         "{s}"
     );
     assert_eq!(viewers(&origin, "live", "redir"), 1, "{}", origin.streams());
-}
-
-/// The response head of a GET, lower-cased.
-fn raw_head(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_lowercase();
-    text.split("\r\n\r\n").next().unwrap_or_default().to_owned()
 }

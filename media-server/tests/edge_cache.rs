@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    Server, TempDir, finish_probe, metric, output_bounded, parse_metrics, spawn_probe, test_pattern,
+    Server, TempDir, finish_probe, make_mp4, metric, output_bounded, parse_metrics, spawn_probe,
 };
 use fleetcast_media::edge::rendezvous::{Peer, owner};
 use http_client::{get, request};
@@ -463,27 +463,12 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
 }
 
-fn make_mp4(path: &Path) {
-    let mut cmd = test_pattern("320x240", false);
-    cmd.args(["-t", "3"]);
-    let out = output_bounded(
-        cmd.arg(path).spawn().unwrap(),
-        Duration::from_mins(1),
-        "ffmpeg making an MP4",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn rtmp_vod_on_the_edge_reads_the_origin_once() {
     let origin = Server::start();
     let dir = origin.data.0.join("vod");
     std::fs::create_dir_all(&dir).unwrap();
-    make_mp4(&dir.join("show.mp4"));
+    make_mp4(&dir.join("show.mp4"), false);
     let size = std::fs::metadata(dir.join("show.mp4")).unwrap().len();
     let edge = Edge::start(&origin, &[]);
 

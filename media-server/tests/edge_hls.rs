@@ -5,14 +5,15 @@
 
 mod common;
 mod edge_common;
+#[path = "support/http_client.rs"]
+mod http_client;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Server, http_get, publish};
 use edge_common::{Reaped, start_edge, urls_of, wait_until};
+use http_client::get;
 
 /// The segment names of a playlist.
 fn segments(server: &Server, path: &str) -> Vec<String> {
@@ -24,23 +25,6 @@ fn segments(server: &Server, path: &str) -> Vec<String> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| l.trim().to_owned())
         .collect()
-}
-
-/// A GET's body as bytes.
-fn get_bytes(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, buf[end + 4..].to_vec())
 }
 
 #[test]
@@ -81,11 +65,13 @@ fn edges_cut_the_origins_segments_byte_for_byte() {
     );
     for name in &common {
         let seg = format!("/live/det/{name}");
-        let (s0, want) = get_bytes(origin.http, &seg);
+        let r = get(origin.http, &seg);
+        let (s0, want) = (r.status, r.body);
         assert_eq!(s0, 200, "{seg}");
         assert!(want.len() > 188, "{seg}: {} bytes", want.len());
         for (i, e) in [&e1, &e2].into_iter().enumerate() {
-            let (s, got) = get_bytes(e.http, &seg);
+            let r = get(e.http, &seg);
+            let (s, got) = (r.status, r.body);
             assert_eq!(s, 200, "edge {i} {seg}");
             assert!(got == want, "edge {i}: {seg} differs from the origin's");
         }

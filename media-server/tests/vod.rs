@@ -10,7 +10,7 @@ mod http_client;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Server, finish_probe, output_bounded, require, spawn_probe, test_pattern};
+use common::{Server, finish_probe, make_mp4, output_bounded, require, spawn_probe};
 use http_client::{get, request};
 
 /// Deterministic non-repeating bytes.
@@ -205,24 +205,6 @@ fn paths_never_escape_the_vod_directory() {
         );
         assert!(!r.text().contains("rtmp:"), "{path} leaked the config");
     }
-}
-
-fn make_mp4(path: &std::path::Path, faststart: bool) {
-    let mut cmd = test_pattern("320x240", false);
-    cmd.args(["-t", "3"]);
-    if faststart {
-        cmd.args(["-movflags", "+faststart"]);
-    }
-    let out = output_bounded(
-        cmd.arg(path).spawn().unwrap(),
-        Duration::from_mins(1),
-        "ffmpeg making an MP4",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

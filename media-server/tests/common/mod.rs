@@ -540,3 +540,22 @@ pub fn drain_until_unpublished(
         }
     }
 }
+
+/// A 3 s 320x240 test MP4 at `path` (moov first when `faststart`).
+pub fn make_mp4(path: &std::path::Path, faststart: bool) {
+    let mut cmd = test_pattern("320x240", false);
+    cmd.args(["-t", "3"]);
+    if faststart {
+        cmd.args(["-movflags", "+faststart"]);
+    }
+    let out = output_bounded(
+        cmd.arg(path).spawn().unwrap(),
+        Duration::from_mins(1),
+        "ffmpeg making an MP4",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
