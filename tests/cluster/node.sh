@@ -33,6 +33,8 @@ NODE_DNS_IP="10.96.0.10"
 NODE_CNI_BIN="/usr/lib/cni"
 # shellcheck source=versions.sh
 . "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PAUSE_IMAGE="localhost/fleetcast/pause:$PAUSE_VERSION"
 COREDNS_IMAGE="localhost/fleetcast/coredns:${COREDNS_VERSION#v}"
 NODE_COMPONENTS=(containerd kubelet kube-proxy)
@@ -48,14 +50,10 @@ node_host_ip() {
     ip -4 route get 1.1.1.1 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "src") { print $(i + 1); exit } }'
 }
 
-node_pid_alive() { # name
-    [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null
-}
-
 node_is_up() {
     [ -f "$state/node/ready" ] || return 1
     local c
-    for c in "${NODE_COMPONENTS[@]}"; do node_pid_alive "$c" || return 1; done
+    for c in "${NODE_COMPONENTS[@]}"; do pid_alive "$c" || return 1; done
 }
 
 # The state dir of the node running on this host, if any (the marker names
@@ -121,25 +119,7 @@ node_fail() { # message [component]
     exit 1
 }
 
-node_start() { # name command args...: detached, pid recorded like the control plane's
-    local name="$1"; shift
-    # shellcheck disable=SC2016 # expanded by the inner bash
-    setsid bash -c 'echo $$ > "$0"; exec "$@"' "$state/$name.pid" "$@" \
-        </dev/null >"$state/logs/$name.log" 2>&1 9>&- &
-    local i
-    for i in $(seq 1 50); do [ -s "$state/$name.pid" ] && break; sleep 0.1; done
-    say "started $name (pid $(cat "$state/$name.pid" 2>/dev/null || echo '?'))"
-}
-
-node_wait() { # name timeout-seconds command...
-    local name="$1" timeout="$2"; shift 2
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        node_pid_alive "$name" || node_fail "$name exited during startup" "$name"
-        [ "$SECONDS" -lt "$deadline" ] || node_fail "$name not ready after ${timeout}s" "$name"
-        sleep 0.5
-    done
-}
+node_fail_component() { node_fail "$1 $2" "$1"; } # name message
 
 # --- what the host needs -------------------------------------------------------
 
@@ -327,8 +307,8 @@ EOF
 }
 EOF
     [ -d /run/containerd ] || touch "$dir/made-run-containerd"
-    node_start containerd containerd --config "$dir/containerd.toml"
-    node_wait containerd 60 node_ctr version
+    start_component containerd containerd --config "$dir/containerd.toml"
+    wait_component node_fail_component containerd 60 node_ctr version
 
     say "importing the pause and CoreDNS images"
     node_import "$PAUSE_IMAGE" "$bin/pause" --user 65535:65535 --entrypoint /pause
@@ -377,11 +357,11 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 EOF
-    node_start kubelet "$bin/kubelet" --config "$dir/kubelet.yaml" \
+    start_component kubelet "$bin/kubelet" --config "$dir/kubelet.yaml" \
         --kubeconfig "$state/kubelet.kubeconfig" --root-dir "$dir/kubelet" \
         --hostname-override "$NODE_NAME" --node-ip "$node_ip" --v 1
-    node_wait kubelet 120 curl -sf --max-time 2 "http://127.0.0.1:$healthz_port/healthz"
-    node_wait kubelet 120 node_ready
+    wait_component node_fail_component kubelet 120 curl -sf --max-time 2 "http://127.0.0.1:$healthz_port/healthz"
+    wait_component node_fail_component kubelet 120 node_ready
     # A Node object left by an earlier run may still be cordoned.
     "$bin/kubectl" --kubeconfig "$state/admin.kubeconfig" uncordon "$NODE_NAME" >/dev/null
 
@@ -407,8 +387,8 @@ conntrack:
 iptables:
   localhostNodePorts: false
 EOF
-    node_start kube-proxy "$bin/kube-proxy" --config "$dir/kube-proxy.yaml"
-    node_wait kube-proxy 60 curl -sf --max-time 2 "http://127.0.0.1:$proxy_healthz/healthz"
+    start_component kube-proxy "$bin/kube-proxy" --config "$dir/kube-proxy.yaml"
+    wait_component node_fail_component kube-proxy 60 curl -sf --max-time 2 "http://127.0.0.1:$proxy_healthz/healthz"
 
     say "starting CoreDNS (Deployment kube-system/coredns, Service $NODE_DNS_IP)"
     sed -e "s|@IMAGE@|$COREDNS_IMAGE|g" -e "s|@DNS_IP@|$NODE_DNS_IP|g" -e "s|@FORWARD@|$forward|g" \
@@ -429,33 +409,6 @@ node_ready() {
 }
 
 # --- node down -----------------------------------------------------------------
-
-# True when pid is alive and its argv[0] ends in name (a recycled pid is
-# never signalled).
-node_ours() {
-    local pid="$1" name="$2" argv0
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)"
-    [ "${argv0##*/}" = "$name" ]
-}
-
-node_stop() { # name: SIGTERM, then SIGKILL after 15 s
-    local name="$1" pid
-    [ -f "$state/$name.pid" ] || return 0
-    pid="$(cat "$state/$name.pid")"
-    if [ -n "$pid" ] && node_ours "$pid" "$name"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 150); do node_ours "$pid" "$name" || break; sleep 0.1; done
-        if node_ours "$pid" "$name"; then
-            say "$name (pid $pid) ignored SIGTERM for 15 s; killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            for _ in $(seq 1 50); do node_ours "$pid" "$name" || break; sleep 0.1; done
-        fi
-        node_ours "$pid" "$name" && { say "$name (pid $pid) is still running"; return 1; }
-        say "stopped $name (pid $pid)"
-    fi
-    rm -f "$state/$name.pid"
-}
 
 node_tasks() { node_ctr tasks ls -q 2>/dev/null || true; }
 
@@ -505,28 +458,28 @@ node_down() {
 
     # 1. Let the kubelet stop the pods (containers, sandboxes, their network)
     # while it still runs: cordon so nothing new lands, delete what is there.
-    if [ -f "$state/admin.kubeconfig" ] && node_pid_alive kubelet && node_pid_alive kube-apiserver; then
+    if [ -f "$state/admin.kubeconfig" ] && pid_alive kubelet && pid_alive kube-apiserver; then
         kubectl_admin=("$bin/kubectl" --kubeconfig "$state/admin.kubeconfig" --request-timeout 10s)
         "${kubectl_admin[@]}" cordon "$NODE_NAME" >/dev/null 2>&1 || true
         "${kubectl_admin[@]}" delete pods --all-namespaces --field-selector "spec.nodeName=$NODE_NAME" \
             --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
         for _ in $(seq 1 60); do [ -z "$(node_tasks)" ] && break; sleep 0.5; done
     fi
-    node_stop kube-proxy || status=1
+    stop_component kube-proxy || status=1
     # kube-proxy removes its KUBE-* chains and rules (every one on the host,
     # hence only when the host's node is ours).
     if $own && [ -x "$bin/kube-proxy" ] && [ -f "$dir/kube-proxy.yaml" ]; then
         "$bin/kube-proxy" --cleanup --config "$dir/kube-proxy.yaml" >"$state/logs/kube-proxy-cleanup.log" 2>&1 ||
             say "kube-proxy --cleanup failed (see $state/logs/kube-proxy-cleanup.log)"
     fi
-    node_stop kubelet || status=1
+    stop_component kubelet || status=1
     if $own; then node_kubelet_chains_cleanup; fi
     if [ "${#kubectl_admin[@]}" -gt 0 ]; then
         "${kubectl_admin[@]}" delete node "$NODE_NAME" --ignore-not-found >/dev/null 2>&1 || true
     fi
 
     # 2. Whatever the kubelet left: kill the tasks, undo their network, delete.
-    if node_pid_alive containerd; then
+    if pid_alive containerd; then
         local id netns
         for id in $(node_tasks); do
             node_ctr tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
@@ -546,7 +499,7 @@ node_down() {
             node_ctr containers delete "$id" >/dev/null 2>&1 || true
         done
     fi
-    node_stop containerd || status=1
+    stop_component containerd || status=1
     # containerd 1.6's shims keep fifos and sockets under /run/containerd
     # whatever the config says; remove those dirs when we made them and they
     # are empty.
