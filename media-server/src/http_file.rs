@@ -51,6 +51,14 @@ pub enum Body {
         /// Number of bytes to send.
         len: u64,
     },
+    /// A body streamed from elsewhere as it arrives (an upstream's answer
+    /// the edge cache passes through).
+    Stream {
+        /// The body.
+        body: http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>,
+        /// Its declared length (0 when unknown).
+        len: u64,
+    },
 }
 
 /// A status, headers and a body. `Content-Length` is always among the
@@ -87,7 +95,7 @@ impl FileResponse {
         match &self.body {
             Body::Empty => 0,
             Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::File { len, .. } | Body::Stream { len, .. } => *len,
         }
     }
 
@@ -158,6 +166,7 @@ pub mod axum_glue {
                 Body::File { file, len, .. } => {
                     AxumBody::from_stream(ReaderStream::with_capacity(file.take(len), 64 * 1024))
                 }
+                Body::Stream { body, .. } => AxumBody::new(body),
             };
             let mut response = Response::new(body);
             *response.status_mut() =

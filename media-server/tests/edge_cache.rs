@@ -458,9 +458,31 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
     let stats = get(edge.http, "/api/stats");
     let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
     assert_eq!(stats["bytes_out"], fits_memory.len());
+    // Too large for both tiers: passed through from the origin, whole or
+    // by range, never written to the disk tier.
     let r = get(edge.http, "/vod/huge.mp4");
-    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-cache"), Some("PASS"));
+    assert!(r.body == too_large, "pass-through body differs");
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
+    let r = request(
+        edge.http,
+        "GET",
+        "/vod/huge.mp4",
+        &[("Range", "bytes=100000-499999")],
+    );
+    assert_eq!(r.status, 206, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 100000-499999/{}", too_large.len()).as_str())
+    );
+    assert!(r.body == too_large[100_000..500_000], "range bytes differ");
+    assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
+    let metrics = String::from_utf8(get(edge.http, "/metrics").body).unwrap();
+    assert!(
+        metrics.contains("fleetcast_media_cache_pass_through_total 2\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -620,6 +642,7 @@ fn a_hundred_concurrent_misses_of_one_hls_segment_make_one_fetch() {
                             v
                         }
                         Body::Empty => Vec::new(),
+                        Body::Stream { .. } => panic!("a segment is cached, never passed through"),
                     };
                     (r.status, body)
                 })

@@ -50,8 +50,9 @@ pub enum FetchError {
     #[error("upstream transfer failed: {0}")]
     Transfer(String),
     /// The object is larger than the disk tier and than memory allows: it is
-    /// not cached (nor written to disk), so it cannot be served.
-    #[error("object larger than the cache ({0} bytes or more)")]
+    /// not cached (nor written to disk); HTTP requests for it are passed
+    /// through.
+    #[error("object larger than the edge's cache ({0} bytes or more)")]
     TooLarge(u64),
     /// Writing the cache file failed.
     #[error("writing cache file: {0}")]
@@ -112,6 +113,27 @@ pub enum Fetched {
         on_disk: bool,
     },
 }
+
+/// An upstream's answer handed on as it is (see `super::pass`).
+pub struct PassThrough {
+    /// 200, 206, 304 or 416.
+    pub status: u16,
+    /// The entity headers worth passing on.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body, not read yet.
+    pub body: hyper::body::Incoming,
+}
+
+/// Response headers a pass-through keeps.
+const PASSED: [&str; 7] = [
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+];
 
 /// The HTTP client and the upstream list.
 #[derive(Clone)]
@@ -201,6 +223,74 @@ impl Fetcher {
             .await
     }
 
+    /// `GET` (or `HEAD`) `path` from the first upstream that has it, with
+    /// `forward` (Range, conditionals) as request headers; the answer is
+    /// returned unread, for one client.
+    pub async fn pass_through(
+        &self,
+        head: bool,
+        path: &str,
+        forward: &[(&'static str, &str)],
+        counted: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<PassThrough, FetchError> {
+        if self.upstreams.is_empty() {
+            return Err(FetchError::NoUpstream);
+        }
+        let mut last = FetchError::Unreachable("no address resolved".into());
+        for (host, addr) in self.addresses().await {
+            let mut req = hyper::Request::builder()
+                .method(if head {
+                    hyper::Method::HEAD
+                } else {
+                    hyper::Method::GET
+                })
+                .uri(format!("http://{addr}{path}"))
+                .header(header::HOST, host.as_str())
+                .header(header::USER_AGENT, "fleetcast-edge");
+            for (name, value) in forward {
+                req = req.header(*name, *value);
+            }
+            let req = req
+                .body(Empty::new())
+                .map_err(|e| FetchError::Transfer(e.to_string()))?;
+            counted(1, 0);
+            let response = match tokio::time::timeout(HEAD_TIMEOUT, self.client.request(req)).await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    last = FetchError::Unreachable(format!("{addr}: {e}"));
+                    continue;
+                }
+                Err(_) => {
+                    last =
+                        FetchError::Unreachable(format!("{addr}: no answer in {HEAD_TIMEOUT:?}"));
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            match status {
+                200 | 206 | 304 | 416 => {
+                    let h = response.headers();
+                    let headers = PASSED
+                        .iter()
+                        .filter_map(|n| {
+                            let v = h.get(*n)?.to_str().ok()?;
+                            Some((*n, v.to_owned()))
+                        })
+                        .collect();
+                    return Ok(PassThrough {
+                        status,
+                        headers,
+                        body: response.into_body(),
+                    });
+                }
+                404 | 500..=599 => last = FetchError::Status(status),
+                _ => return Err(FetchError::Status(status)),
+            }
+        }
+        Err(last)
+    }
+
     async fn fetch_from(
         &self,
         addrs: &[(String, SocketAddr)],
@@ -283,6 +373,14 @@ async fn read_body(
     let path = sink
         .file
         .filter(|_| declared.is_none_or(|d| fits_disk(d, sink.disk_max)));
+    // Declared too large for both: nothing to keep, the body is not read
+    // (the requests are answered by a pass-through instead).
+    if let Some(d) = declared
+        && path.is_none()
+        && d > sink.memory_max
+    {
+        return Err(FetchError::TooLarge(d));
+    }
     let mut file = match path {
         Some(p) => Some(tokio::io::BufWriter::with_capacity(
             256 * 1024,
@@ -321,11 +419,7 @@ async fn read_body(
             }
         }
         if file.is_none() && memory.is_none() {
-            return Err(if sink.file.is_some() {
-                FetchError::TooLarge(len)
-            } else {
-                FetchError::Transfer("object too large for memory".into())
-            });
+            return Err(FetchError::TooLarge(len));
         }
     }
     if let Some(f) = &mut file {

@@ -27,6 +27,8 @@ pub struct CacheMetrics {
     pub(super) peer_requests: AtomicU64,
     pub(super) bytes_served_memory: AtomicU64,
     pub(super) bytes_served_disk: AtomicU64,
+    pub(super) pass_through: AtomicU64,
+    pub(super) pass_through_bytes: AtomicU64,
 }
 
 impl CacheMetrics {
@@ -51,6 +53,12 @@ impl CacheMetrics {
     /// Requests sent upstream (fetches and revalidations).
     pub fn upstream_requests(&self) -> u64 {
         self.upstream_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered by passing the upstream's answer through (objects
+    /// too large to cache).
+    pub fn pass_through(&self) -> u64 {
+        self.pass_through.load(Ordering::Relaxed)
     }
 
     /// Appends the cache's families; `memory_bytes`/`disk_bytes` are the
@@ -126,6 +134,18 @@ impl CacheMetrics {
                 ("{tier=\"memory\"}", load(&self.bytes_served_memory)),
                 ("{tier=\"disk\"}", load(&self.bytes_served_disk)),
             ],
+        );
+        family(
+            "fleetcast_media_cache_pass_through_total",
+            "counter",
+            "Requests for objects too large to cache, answered by the upstream's own response passed through.",
+            &[("", load(&self.pass_through))],
+        );
+        family(
+            "fleetcast_media_cache_pass_through_bytes_total",
+            "counter",
+            "Body bytes passed through from upstreams without caching.",
+            &[("", load(&self.pass_through_bytes))],
         );
         family(
             "fleetcast_media_cache_size_bytes",

@@ -20,12 +20,15 @@
 //!   fetch ([`coalesce`]); the fetch ([`fetch`]) streams the body to its
 //!   cache file while it arrives.
 //! - If the upstream cannot be reached, a stale copy is served (counted).
+//! - An object too large for both tiers is not cached: each HTTP request
+//!   for it is passed through to the upstream ([`pass`]).
 
 pub mod coalesce;
 pub mod disk;
 pub mod fetch;
 pub mod memory;
 pub mod metrics;
+pub mod pass;
 pub mod policy;
 pub mod pool;
 pub mod respond;
@@ -237,6 +240,12 @@ impl EdgeCache {
                         return r;
                     }
                 }
+                Err(e) if matches!(&*e, CacheError::Fetch(FetchError::TooLarge(_))) => {
+                    return match pass::pass_through(&self.inner, &key, req).await {
+                        Ok(r) => r,
+                        Err(e) => error_response(&key, &CacheError::Fetch(e), head),
+                    };
+                }
                 Err(e) => return error_response(&key, &e, head),
             }
         }
@@ -269,6 +278,13 @@ impl EdgeCache {
                         CacheError::Fetch(FetchError::Status(404)) => {
                             last = VodError::NotFound;
                             break;
+                        }
+                        // RTMP play needs the whole file on this edge.
+                        CacheError::Fetch(FetchError::TooLarge(n)) => {
+                            return Err(VodError::Io(std::io::Error::other(format!(
+                                "{candidate}: file is larger than the edge's cache \
+                                 ({n} bytes or more); play it from the origin or over HTTP"
+                            ))));
                         }
                         other => {
                             return Err(VodError::Io(std::io::Error::other(other.to_string())));
@@ -459,6 +475,13 @@ impl Inner {
                 let file_indexed = route == Route::Upstream;
                 self.store(key, class, (validators, len, memory), file, file_indexed)
             }
+            // Not an upstream failure: requests pass through; an older
+            // smaller copy must not be served in its place.
+            Err(e @ FetchError::TooLarge(_)) => {
+                self.memory.remove(key);
+                self.disk.remove(key);
+                Err(Arc::new(e.into()))
+            }
             Err(e) => {
                 CacheMetrics::add(&m.upstream_errors, 1);
                 match (stale, e) {
@@ -490,9 +513,6 @@ fn error_response(key: &str, e: &CacheError, head: bool) -> FileResponse {
             FileResponse::text(*s, "refused by upstream\n", head)
         }
         CacheError::BadPath => FileResponse::text(400, "bad path\n", head),
-        CacheError::Fetch(FetchError::TooLarge(_)) => {
-            FileResponse::text(502, "object larger than the edge cache\n", head)
-        }
         _ => FileResponse::text(502, "upstream unavailable\n", head),
     }
 }
