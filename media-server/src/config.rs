@@ -166,7 +166,8 @@ pub struct CacheConfig {
     pub dir: PathBuf,
     /// Bytes of the memory tier.
     pub memory_bytes: u64,
-    /// Bytes of the disk tier.
+    /// Bytes of the disk tier; 0 = no disk tier (memory only; objects
+    /// too large for memory are passed through).
     pub disk_bytes: u64,
     /// Milliseconds a live playlist (`.m3u8`) is served from the cache
     /// before it is fetched again.
@@ -518,9 +519,6 @@ fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
     if edge.cache.memory_bytes == 0 {
         bad("edge.cache.memory_bytes", "must be at least 1".into());
     }
-    if edge.cache.disk_bytes == 0 {
-        bad("edge.cache.disk_bytes", "must be at least 1".into());
-    }
     if edge.cache.playlist_ttl_ms > 60_000 {
         bad(
             "edge.cache.playlist_ttl_ms",
@@ -637,6 +635,22 @@ mod tests {
         let err =
             Config::from_yaml_str("rtmp: { listen: \"0.0.0.0:1935\", chunksize: 10 }").unwrap_err();
         assert!(err.to_string().contains("chunksize"), "{err}");
+    }
+
+    #[test]
+    fn disk_bytes_zero_means_no_disk_tier_and_is_valid() {
+        let c = Config::from_yaml_str(
+            "role: edge\nedge: { upstreams: [\"http://o:8080\"], cache: { disk_bytes: 0 } }\n",
+        )
+        .unwrap();
+        assert_eq!(c.edge.as_ref().unwrap().cache.disk_bytes, 0);
+        c.validate().unwrap();
+        let zero_memory = Config::from_yaml_str(
+            "role: edge\nedge: { upstreams: [\"http://o:8080\"], cache: { memory_bytes: 0 } }\n",
+        )
+        .unwrap();
+        let err = zero_memory.validate().unwrap_err().to_string();
+        assert!(err.contains("edge.cache.memory_bytes"), "{err}");
     }
 
     #[test]

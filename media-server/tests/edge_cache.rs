@@ -486,6 +486,31 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
 }
 
 #[test]
+fn disk_bytes_zero_is_a_memory_only_cache() {
+    let origin = Server::start();
+    // No disk tier; memory answers objects up to 512 KiB.
+    let edge = Edge::start(&origin, &["disk_bytes: 0", "memory_bytes: 4194304"]);
+    let small = content(200 * 1024, 5);
+    let large = content(600 * 1024, 6);
+    vod_file(&origin, "small.mp4", &small);
+    vod_file(&origin, "large.mp4", &large);
+    let objects = edge.cache_dir.join("objects");
+    for expected in ["MISS", "HIT"] {
+        let r = get(edge.http, "/vod/small.mp4");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-cache"), Some(expected));
+        assert!(r.body == small, "small object bytes differ");
+    }
+    assert_eq!(edge.traffic.requests_for("/vod/small.mp4").len(), 1);
+    let r = get(edge.http, "/vod/large.mp4");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-cache"), Some("PASS"));
+    assert!(r.body == large, "passed-through bytes differ");
+    let files = std::fs::read_dir(&objects).map_or(0, Iterator::count);
+    assert_eq!(files, 0, "a file was written with no disk tier");
+}
+
+#[test]
 fn rtmp_vod_on_the_edge_reads_the_origin_once() {
     let origin = Server::start();
     let dir = origin.data.0.join("vod");

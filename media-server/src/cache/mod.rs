@@ -412,7 +412,7 @@ impl Inner {
         if if_none_match.is_some() {
             CacheMetrics::add(&self.metrics.revalidations, 1);
         }
-        let file = policy::on_disk(class).then(|| self.disk.new_file());
+        let file = policy::on_disk(class, self.disk.bound()).then(|| self.disk.new_file());
         let memory_max = if class == Class::Playlist {
             MAX_PLAYLIST
         } else {

@@ -102,9 +102,10 @@ pub fn in_memory(class: Class, len: u64, memory_bytes: u64) -> bool {
     class == Class::Playlist || len <= (memory_bytes / 8).min(8 * 1024 * 1024)
 }
 
-/// True when an object is written to the disk tier: everything but playlists.
-pub fn on_disk(class: Class) -> bool {
-    class != Class::Playlist
+/// True when an object is written to the disk tier: everything but
+/// playlists, unless there is no disk tier (`disk_bytes: 0`).
+pub fn on_disk(class: Class, disk_bytes: u64) -> bool {
+    class != Class::Playlist && disk_bytes > 0
 }
 
 /// `Cache-Control` the edge sends for an object of `class` when the
@@ -185,7 +186,9 @@ mod tests {
         assert!(!in_memory(Class::File, 8 * 1024 * 1024 + 1, mem));
         assert!(!in_memory(Class::File, 1024 * 1024, 4 * 1024 * 1024));
         assert!(in_memory(Class::Playlist, 10 * 1024 * 1024, 1024));
-        assert!(on_disk(Class::File) && on_disk(Class::Segment));
-        assert!(!on_disk(Class::Playlist));
+        assert!(on_disk(Class::File, 1) && on_disk(Class::Segment, 1));
+        assert!(!on_disk(Class::Playlist, 1));
+        // disk_bytes 0: no disk tier at all.
+        assert!(!on_disk(Class::File, 0) && !on_disk(Class::Segment, 0));
     }
 }
