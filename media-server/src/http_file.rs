@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 
+use crate::range::{RangeRequest, parse_range};
+
 /// What file serving needs from a request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileRequest<'a> {
@@ -71,6 +73,60 @@ pub struct FileResponse {
     pub headers: Vec<(&'static str, String)>,
     /// The body.
     pub body: Body,
+}
+
+/// What [`select_range`] chose to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    /// 200 or 206.
+    pub status: u16,
+    /// First byte offset.
+    pub start: u64,
+    /// Number of bytes.
+    pub count: u64,
+}
+
+/// The part of a representation of `len` bytes a GET or HEAD gets: the
+/// `Range` header honoured when there is no `If-Range` or `if_range_ok`
+/// accepts it. Pushes `Content-Range` and `Content-Length` onto `headers` and
+/// returns what to send, or the whole 416 answer. One
+/// copy for the origin's VOD files and the edge cache.
+///
+/// # Errors
+/// The 416 response when the range cannot be satisfied.
+pub fn select_range(
+    req: &FileRequest<'_>,
+    len: u64,
+    if_range_ok: impl FnOnce(&str) -> bool,
+    headers: &mut Vec<(&'static str, String)>,
+) -> Result<Selected, Box<FileResponse>> {
+    let range = match req.range {
+        Some(r) if req.if_range.is_none_or(if_range_ok) => parse_range(r, len),
+        _ => RangeRequest::Full,
+    };
+    let (status, start, count) = match range {
+        RangeRequest::Full => (200, 0, len),
+        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
+        RangeRequest::Unsatisfiable => {
+            headers.retain(|(n, _)| *n != "content-type");
+            headers.push(("content-range", format!("bytes */{len}")));
+            headers.push(("content-length", "0".into()));
+            return Err(Box::new(FileResponse {
+                status: 416,
+                headers: std::mem::take(headers),
+                body: Body::Empty,
+            }));
+        }
+    };
+    if let Some(cr) = range.content_range(len) {
+        headers.push(("content-range", cr));
+    }
+    headers.push(("content-length", count.to_string()));
+    Ok(Selected {
+        status,
+        start,
+        count,
+    })
 }
 
 impl FileResponse {

@@ -8,10 +8,8 @@ use tokio::io::AsyncSeekExt;
 
 use super::metrics::{CacheMetrics, Tier};
 use super::{Data, Object, policy};
-use crate::http_file::{Body, FileRequest, FileResponse};
-use crate::range::{
-    RangeRequest, if_none_match, if_range_matches, not_modified_since, parse_range,
-};
+use crate::http_file::{Body, FileRequest, FileResponse, Selected, select_range};
+use crate::range::{if_none_match, if_range_matches, not_modified_since};
 
 /// How the answer was found, for the `x-cache` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,34 +85,19 @@ pub async fn respond(
             body: Body::Empty,
         });
     }
-    let range = match req.range {
-        Some(r)
-            if req
-                .if_range
-                .is_none_or(|ir| if_range_ok(ir, meta.etag.as_deref(), modified)) =>
-        {
-            parse_range(r, len)
-        }
-        _ => RangeRequest::Full,
+    let Selected {
+        status,
+        start,
+        count,
+    } = match select_range(
+        req,
+        len,
+        |ir| if_range_ok(ir, meta.etag.as_deref(), modified),
+        &mut headers,
+    ) {
+        Ok(selected) => selected,
+        Err(unsatisfiable) => return Some(*unsatisfiable),
     };
-    let (status, start, count) = match range {
-        RangeRequest::Full => (200, 0, len),
-        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
-        RangeRequest::Unsatisfiable => {
-            headers.retain(|(n, _)| *n != "content-type");
-            headers.push(("content-range", format!("bytes */{len}")));
-            headers.push(("content-length", "0".into()));
-            return Some(FileResponse {
-                status: 416,
-                headers,
-                body: Body::Empty,
-            });
-        }
-    };
-    if let Some(cr) = range.content_range(len) {
-        headers.push(("content-range", cr));
-    }
-    headers.push(("content-length", count.to_string()));
     if req.is_head() || count == 0 {
         return Some(FileResponse {
             status,

@@ -7,10 +7,8 @@ use tokio::io::AsyncSeekExt;
 
 use super::VodError;
 use super::path::{VodRoots, resolve};
-use crate::http_file::{Body, FileRequest, FileResponse, content_type};
-use crate::range::{
-    RangeRequest, etag, http_date, if_none_match, if_range_matches, not_modified_since, parse_range,
-};
+use crate::http_file::{Body, FileRequest, FileResponse, Selected, content_type, select_range};
+use crate::range::{etag, http_date, if_none_match, if_range_matches, not_modified_since};
 
 /// URL prefix of VOD files.
 pub const PREFIX: &str = "/vod/";
@@ -70,34 +68,19 @@ async fn open(
             body: Body::Empty,
         });
     }
-    let range = match req.range {
-        Some(r)
-            if req
-                .if_range
-                .is_none_or(|ir| if_range_matches(ir, &tag, modified)) =>
-        {
-            parse_range(r, len)
-        }
-        _ => RangeRequest::Full,
+    let Selected {
+        status,
+        start,
+        count,
+    } = match select_range(
+        req,
+        len,
+        |ir| if_range_matches(ir, &tag, modified),
+        &mut headers,
+    ) {
+        Ok(selected) => selected,
+        Err(unsatisfiable) => return Ok(*unsatisfiable),
     };
-    let (status, start, count) = match range {
-        RangeRequest::Full => (200, 0, len),
-        RangeRequest::Partial { start, end } => (206, start, end - start + 1),
-        RangeRequest::Unsatisfiable => {
-            headers.retain(|(n, _)| *n != "content-type");
-            headers.push(("content-range", format!("bytes */{len}")));
-            headers.push(("content-length", "0".into()));
-            return Ok(FileResponse {
-                status: 416,
-                headers,
-                body: Body::Empty,
-            });
-        }
-    };
-    if let Some(cr) = range.content_range(len) {
-        headers.push(("content-range", cr));
-    }
-    headers.push(("content-length", count.to_string()));
     let body = if req.is_head() || count == 0 {
         Body::Empty
     } else {
