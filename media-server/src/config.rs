@@ -131,6 +131,42 @@ pub struct AuthConfig {
     /// `NAME?token=TOKEN`); others get `NetStream.Publish.BadAuth`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_token_file: Option<PathBuf>,
+    /// A directory (a mounted Secret): file `APP.NAME` holds the key(s) of
+    /// stream APP/NAME, file `APP` those of every stream of APP, one per line.
+    /// Publishers pass `?key=KEY`; files are re-read when they change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_keys_dir: Option<PathBuf>,
+    /// An HTTP callback asked before each publish (2xx allows; fail closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_webhook: Option<WebhookConfig>,
+    /// A second publisher of a live stream replaces the first instead of being refused.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_takeover: bool,
+    /// HMAC-SHA256 secret(s) of signed playback URLs, one per line: the
+    /// first signs, every line verifies. Unset: playback is not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_signing_secret_file: Option<PathBuf>,
+    /// The client's IP address is part of the playback signature.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub play_signing_bind_addr: bool,
+    /// An HTTP callback asked before each play (2xx allows; fail closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_webhook: Option<WebhookConfig>,
+}
+
+/// An HTTP callback: the server POSTs a JSON description of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://HOST:PORT/PATH`.
+    pub url: String,
+    /// Milliseconds to wait for the answer; no answer refuses.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    2000
 }
 
 /// Log line format.
