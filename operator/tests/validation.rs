@@ -85,7 +85,34 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             ),
             "MediaCluster name and edge pool name together must be at most 51 characters",
         ),
+        (
+            "publish webhook that is not http(s)",
+            secured(
+                "hookftp",
+                "{publishWebhook: {url: 'ftp://hooks.example/publish'}}",
+            ),
+            "webhook url must be an http:// or https:// URL with a host and no spaces",
+        ),
+        (
+            "play webhook without a host",
+            secured("hooknohost", "{playWebhook: {url: 'http:///play'}}"),
+            "webhook url must be an http:// or https:// URL with a host and no spaces",
+        ),
+        (
+            "webhook timeout above the bound",
+            secured(
+                "hooktimeout",
+                "{playWebhook: {url: 'http://hooks.example/play', timeoutMs: 600000}}",
+            ),
+            "timeoutMs in body should be less than or equal to 30000",
+        ),
     ]
+}
+
+fn secured(name: &str, security: &str) -> String {
+    format!(
+        "apiVersion: fleetcast.io/v1alpha1\nkind: MediaCluster\nmetadata: {{ name: {name} }}\nspec:\n  security: {security}\n"
+    )
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The `MediaCluster` API and the CRD generated from it.
 
 pub mod schema;
+pub mod security;
 pub mod v1alpha1;
 
 pub use v1alpha1::{MediaCluster, MediaClusterSpec, MediaClusterStatus};

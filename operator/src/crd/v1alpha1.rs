@@ -17,6 +17,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::security::{NetworkPolicySpec, PlaybackSigning, PublishKeys, WebhookSpec};
+
 /// Longest pool name; `NAME-edge-POOL-peers` must stay a 63-character DNS label.
 pub const MAX_POOL_NAME: usize = 20;
 /// Most edge pools one MediaCluster may have (bounds the cost of the CEL rules).
@@ -74,6 +76,46 @@ pub struct MediaClusterSpec {
     /// When true the operator leaves every child object as it is and only reports status.
     #[serde(default)]
     pub paused: bool,
+    /// Who may publish, who may play and who may reach the pods (docs/security.md).
+    #[serde(default, skip_serializing_if = "SecuritySpec::is_empty")]
+    pub security: SecuritySpec,
+}
+
+/// Publish keys, signed playback, webhooks and the NetworkPolicy; every part
+/// optional, and without any of them the cluster behaves as before.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySpec {
+    /// Per-stream publish keys from a Secret (mounted into the origins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_keys: Option<PublishKeys>,
+    /// An HTTP callback that allows or refuses each publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_webhook: Option<WebhookSpec>,
+    /// Let a second publisher of a live stream replace the first (default: refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_takeover: bool,
+    /// Signed playback URLs, verified by origins and edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_signing: Option<PlaybackSigning>,
+    /// An HTTP callback that allows or refuses each play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_webhook: Option<WebhookSpec>,
+    /// A NetworkPolicy per MediaCluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+impl SecuritySpec {
+    /// Nothing set: the spec serializes without `security`.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Whether a NetworkPolicy is wanted.
+    pub fn network_policy_enabled(&self) -> bool {
+        self.network_policy.as_ref().is_some_and(|n| n.enabled)
+    }
 }
 
 /// The media-server image.
