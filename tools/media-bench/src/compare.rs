@@ -366,6 +366,10 @@ async fn measure(
         ramp: opts.ramp,
         progress: opts.progress,
         per_viewer: false,
+        reconnect: run::ReconnectOptions::default(),
+        stall: None,
+        // Ctrl-C keeps stopping the whole comparison.
+        stop_on_signal: false,
     };
     let report = run::run(&play).await;
     let after = procstat::usage_with_children(pid)?;

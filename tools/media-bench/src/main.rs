@@ -4,6 +4,7 @@
 
 mod chunked;
 mod compare;
+mod ending;
 mod flv;
 mod procstat;
 mod relay;
@@ -17,7 +18,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::target::Target;
 
@@ -32,9 +34,11 @@ struct Cli {
 enum Command {
     /// Open N viewers on one stream for a fixed time and report what they received.
     Play {
-        /// rtmp://HOST:PORT/APP/NAME or http://HOST:PORT/APP/NAME.flv (loopback only).
+        /// rtmp://HOST:PORT/APP/NAME or http://HOST:PORT/APP/NAME.flv (loopback or --allow-net).
         #[arg(long)]
         url: String,
+        #[command(flatten)]
+        net: NetArgs,
         /// Number of viewers.
         #[arg(long, default_value_t = 10)]
         viewers: usize,
@@ -53,15 +57,31 @@ enum Command {
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
-        /// Include every viewer's stats in the JSON report.
+        /// Include every viewer's stats (and each of its sessions) in the JSON report.
         #[arg(long)]
         per_viewer: bool,
+        /// A viewer told to leave (RTMP end status, end of the HTTP-FLV
+        /// response) connects again to the same URL, as players do.
+        #[arg(long)]
+        reconnect: bool,
+        /// Pause before each reconnect, ms.
+        #[arg(long, default_value_t = 500)]
+        reconnect_delay_ms: u64,
+        /// Reconnects per viewer at most (a failed reconnect is retried within this bound).
+        #[arg(long, default_value_t = 5)]
+        max_reconnects: u32,
+        /// Seconds without a byte (while not told the stream ended) after
+        /// which a session counts as cut ("stalled"); 0: wait for the run's end.
+        #[arg(long, default_value_t = 0.0)]
+        stall: f64,
     },
     /// Retry a viewer until it shows its first keyframe; prints the time from start in ms.
     FirstFrame {
-        /// Stream URL (loopback only).
+        /// Stream URL (loopback or --allow-net).
         #[arg(long)]
         url: String,
+        #[command(flatten)]
+        net: NetArgs,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
@@ -122,11 +142,28 @@ enum Command {
     },
 }
 
+/// Which addresses besides loopback may be loaded.
+#[derive(Args)]
+struct NetArgs {
+    /// Also accept targets inside this private network (CIDR, e.g. a test
+    /// cluster's Service network 10.96.0.0/12); repeatable.
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    allow_net: Vec<IpNet>,
+}
+
+impl NetArgs {
+    fn target(&self, url: &str) -> Result<Target> {
+        target::check_allowed(&self.allow_net)?;
+        Ok(Target::parse_allowing(url, &self.allow_net)?)
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Play {
             url,
+            net,
             viewers,
             duration,
             ramp,
@@ -134,8 +171,13 @@ fn main() -> Result<()> {
             threads,
             json,
             per_viewer,
+            reconnect,
+            reconnect_delay_ms,
+            max_reconnects,
+            stall,
         } => {
-            let target = Target::parse(&url)?;
+            let target = net.target(&url)?;
+            let stall = secs(stall, "--stall")?;
             let opts = run::PlayOptions {
                 url,
                 target,
@@ -144,6 +186,13 @@ fn main() -> Result<()> {
                 ramp: secs(ramp, "--ramp")?,
                 progress: (progress > 0.0).then(|| Duration::from_secs_f64(progress)),
                 per_viewer,
+                reconnect: run::ReconnectOptions {
+                    enabled: reconnect,
+                    delay: Duration::from_millis(reconnect_delay_ms),
+                    max: max_reconnects,
+                },
+                stall: (!stall.is_zero()).then_some(stall),
+                stop_on_signal: true,
             };
             let report = runtime(threads)?.block_on(run::run(&opts))?;
             if json {
@@ -154,10 +203,11 @@ fn main() -> Result<()> {
         }
         Command::FirstFrame {
             url,
+            net,
             timeout,
             retry_ms,
         } => {
-            let target = Target::parse(&url)?;
+            let target = net.target(&url)?;
             let timeout = secs(timeout, "--timeout")?;
             let took = runtime(1)?.block_on(async {
                 let t0 = tokio::time::Instant::now();

@@ -1,16 +1,22 @@
 //! The `play` run: N viewers started over a ramp, all stopped at one
-//! deadline, a progress line every few seconds, one report at the end.
+//! deadline (or at SIGINT/SIGTERM), a progress line every few seconds, one
+//! report at the end. With `--reconnect` a viewer the server tells to leave
+//! connects again, as players do.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use tokio::signal::unix::Signal;
 use tokio::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
+use crate::ending::{End, Session, should_reconnect};
 use crate::stats::{Report, ViewerStats};
 use crate::target::Target;
-use crate::viewer::{self, Shared};
+use crate::viewer::{self, Ended, PlayMode, Shared};
 
 /// How to run the viewers.
 #[derive(Debug, Clone)]
@@ -29,6 +35,32 @@ pub struct PlayOptions {
     pub progress: Option<Duration>,
     /// Keep each viewer's stats in the report.
     pub per_viewer: bool,
+    /// Reconnecting after being told to leave.
+    pub reconnect: ReconnectOptions,
+    /// No byte for this long (while not told the stream ended) is a cut.
+    pub stall: Option<Duration>,
+    /// SIGINT/SIGTERM end the run early (with its report).
+    pub stop_on_signal: bool,
+}
+
+/// `--reconnect` and its bounds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReconnectOptions {
+    /// Reconnect at all.
+    pub enabled: bool,
+    /// Pause before each reconnect.
+    pub delay: Duration,
+    /// Reconnects per viewer at most.
+    pub max: u32,
+}
+
+/// What every viewer task shares besides the counters.
+struct Plan {
+    target: Target,
+    reconnect: ReconnectOptions,
+    stall: Option<Duration>,
+    /// Cancelled at the deadline or on SIGINT/SIGTERM.
+    stop: CancellationToken,
 }
 
 /// Runs the viewers and aggregates what they saw.
@@ -38,22 +70,41 @@ pub async fn run(opts: &PlayOptions) -> Result<Report> {
     }
     let shared = Arc::new(Shared::new());
     let deadline = shared.start + opts.duration;
-    let target = Arc::new(opts.target.clone());
+    let plan = Arc::new(Plan {
+        target: opts.target.clone(),
+        reconnect: opts.reconnect,
+        stall: opts.stall,
+        stop: CancellationToken::new(),
+    });
+    // Handlers in place before any viewer starts (and so before any
+    // progress line a test may wait for before signalling).
+    let signals = opts.stop_on_signal.then(|| {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    });
+    let stopper = tokio::spawn(stop_at(deadline, signals, plan.stop.clone()));
     let mut tasks = Vec::with_capacity(opts.viewers);
     for id in 0..opts.viewers {
         let shared = Arc::clone(&shared);
-        let target = Arc::clone(&target);
+        let plan = Arc::clone(&plan);
         #[allow(clippy::cast_precision_loss)] // viewer counts far below 2^52
         let offset = opts.ramp.mul_f64(id as f64 / opts.viewers as f64);
         tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(shared.start + offset).await;
-            viewer_task(id, &target, &shared, deadline).await
+            tokio::select! {
+                () = tokio::time::sleep_until(shared.start + offset) => {}
+                () = plan.stop.cancelled() => return ViewerStats::new(id, shared.now_ms()),
+            }
+            viewer_task(id, &plan, &shared).await
         }));
     }
     let progress = opts.progress.map(|every| {
         let shared = Arc::clone(&shared);
         let viewers = opts.viewers;
-        tokio::spawn(async move { progress_loop(&shared, every, deadline, viewers).await })
+        let stop = plan.stop.clone();
+        tokio::spawn(async move { progress_loop(&shared, every, &stop, viewers).await })
     });
     let mut all = Vec::with_capacity(opts.viewers);
     for (id, task) in tasks.into_iter().enumerate() {
@@ -63,6 +114,7 @@ pub async fn run(opts: &PlayOptions) -> Result<Report> {
             v
         }));
     }
+    stopper.abort();
     if let Some(p) = progress {
         p.abort();
     }
@@ -70,21 +122,76 @@ pub async fn run(opts: &PlayOptions) -> Result<Report> {
     Ok(Report::build(&opts.url, &all, elapsed, opts.per_viewer))
 }
 
-async fn viewer_task(
-    id: usize,
-    target: &Target,
-    shared: &Shared,
-    deadline: Instant,
-) -> ViewerStats {
+/// Cancels `stop` at `deadline` or at the first SIGINT/SIGTERM (a test or
+/// a person ending the load early still gets the report).
+type Signals = (std::io::Result<Signal>, std::io::Result<Signal>);
+
+async fn stop_at(deadline: Instant, handlers: Option<Signals>, stop: CancellationToken) {
+    let signalled = async {
+        match handlers {
+            Some((Ok(mut term), Ok(mut int))) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            // Without signal handlers the deadline still ends the run.
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => {}
+        () = signalled => eprintln!("signal: ending the run now"),
+    }
+    stop.cancel();
+}
+
+/// One viewer: its first connection, then reconnects while told to leave
+/// and allowed, until the run stops.
+async fn viewer_task(id: usize, plan: &Plan, shared: &Shared) -> ViewerStats {
     let mut stats = ViewerStats::new(id, shared.now_ms());
-    shared.active.fetch_add(1, Ordering::Relaxed);
-    let outcome =
-        tokio::time::timeout_at(deadline, viewer::play(target, &mut stats, shared, false)).await;
-    shared.active.fetch_sub(1, Ordering::Relaxed);
-    match outcome {
-        Err(_deadline) => {}
-        Ok(Ok(())) => stats.error = Some("closed by server".to_owned()),
-        Ok(Err(e)) => stats.error = Some(format!("{e:#}")),
+    let mode = PlayMode {
+        until_keyframe: false,
+        leave_on_end: plan.reconnect.enabled,
+        stall: plan.stall,
+    };
+    let mut attempt = 0u32;
+    loop {
+        stats.begin_session(attempt);
+        if attempt > 0 {
+            shared.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let started_ms = shared.now_ms();
+        shared.active.fetch_add(1, Ordering::Relaxed);
+        let outcome = tokio::select! {
+            r = viewer::play(&plan.target, &mut stats, shared, mode) => Some(r),
+            () = plan.stop.cancelled() => None,
+        };
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+        let end = session_end(outcome, stats.session_started);
+        let session = Session {
+            attempt,
+            started_ms,
+            played: stats.session_keyframes > 0,
+            end,
+        };
+        count_session(&session, shared);
+        let again = should_reconnect(
+            &session.end,
+            attempt,
+            plan.reconnect.enabled,
+            plan.reconnect.max,
+        );
+        stats.error = viewer_error(&session.end);
+        stats.sessions.push(session);
+        if !again {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(plan.reconnect.delay) => {}
+            () = plan.stop.cancelled() => break,
+        }
+        attempt += 1;
     }
     if stats.error.is_some() {
         shared.failed.fetch_add(1, Ordering::Relaxed);
@@ -92,11 +199,50 @@ async fn viewer_task(
     stats
 }
 
-async fn progress_loop(shared: &Shared, every: Duration, deadline: Instant, viewers: usize) {
+/// How a session ended, from what `play` returned (`None`: the run
+/// stopped it) and whether the server had accepted the play.
+fn session_end(outcome: Option<Result<Ended>>, started: bool) -> End {
+    match (outcome, started) {
+        (None | Some(Ok(Ended::Keyframe)), true) => End::StillPlaying,
+        (None | Some(Ok(Ended::Keyframe)), false) => End::Connecting,
+        (Some(Ok(Ended::Told(code))), _) => End::Told { code },
+        (Some(Ok(Ended::Cut(reason))), true) => End::Cut { reason },
+        (Some(Ok(Ended::Cut(reason))), false) => End::Failed { reason },
+        (Some(Err(e)), true) => End::Cut {
+            reason: format!("{e:#}"),
+        },
+        (Some(Err(e)), false) => End::Failed {
+            reason: format!("{e:#}"),
+        },
+    }
+}
+
+/// The viewer's error after a session ended this way (its last one).
+fn viewer_error(end: &End) -> Option<String> {
+    match end {
+        End::Told { code } => Some(format!("told to leave: {code}")),
+        End::Cut { reason } | End::Failed { reason } => Some(reason.clone()),
+        End::StillPlaying | End::Connecting => None,
+    }
+}
+
+fn count_session(s: &Session, shared: &Shared) {
+    match s.end {
+        End::Told { .. } => shared.told.fetch_add(1, Ordering::Relaxed),
+        End::Cut { .. } => shared.cut.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+}
+
+async fn progress_loop(shared: &Shared, every: Duration, stop: &CancellationToken, viewers: usize) {
     let mut last_bytes = 0u64;
     let mut last_frames = 0u64;
     let mut tick = tokio::time::interval_at(shared.start + every, every);
-    while tick.tick().await < deadline {
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
         let bytes = shared.bytes.load(Ordering::Relaxed);
         let frames = shared.video_frames.load(Ordering::Relaxed);
         let secs = every.as_secs_f64();
@@ -105,14 +251,20 @@ async fn progress_loop(shared: &Shared, every: Duration, deadline: Instant, view
             (bytes - last_bytes) as f64 * 8.0 / secs / 1e6,
             (frames - last_frames) as f64 / secs,
         );
+        // Sessions told/cut so far; reconnects started and how many of
+        // them received a keyframe (tests wait on these words).
         eprintln!(
-            "[{:>6.1}s] viewers {}/{} active, {} failed, {:.1} Mbit/s, {:.0} video frames/s",
+            "[{:>6.1}s] viewers {}/{} active, {} failed, {:.1} Mbit/s, {:.0} video frames/s, sessions told {} cut {}, reconnects {} ok {}",
             shared.start.elapsed().as_secs_f64(),
             shared.active.load(Ordering::Relaxed),
             viewers,
             shared.failed.load(Ordering::Relaxed),
             mbps,
-            fps
+            fps,
+            shared.told.load(Ordering::Relaxed),
+            shared.cut.load(Ordering::Relaxed),
+            shared.reconnects.load(Ordering::Relaxed),
+            shared.reconnected_ok.load(Ordering::Relaxed),
         );
         last_bytes = bytes;
         last_frames = frames;
@@ -132,18 +284,63 @@ pub async fn first_frame(
     let mut last_error = String::from("no attempt made");
     while Instant::now() < deadline {
         let mut stats = ViewerStats::new(0, shared.now_ms());
-        match tokio::time::timeout_at(deadline, viewer::play(target, &mut stats, &shared, true))
+        let mode = PlayMode {
+            until_keyframe: true,
+            ..PlayMode::default()
+        };
+        match tokio::time::timeout_at(deadline, viewer::play(target, &mut stats, &shared, mode))
             .await
         {
-            Ok(Ok(())) if stats.first_keyframe_ms.is_some() => {
+            Ok(Ok(Ended::Keyframe)) if stats.first_keyframe_ms.is_some() => {
                 let ms = stats.started_ms + stats.first_keyframe_ms.unwrap_or(0.0);
                 return Ok(Duration::from_secs_f64(ms / 1000.0));
             }
-            Ok(Ok(())) => "no keyframe".clone_into(&mut last_error),
+            Ok(Ok(Ended::Told(code))) => last_error = format!("told to leave: {code}"),
+            Ok(Ok(Ended::Cut(reason))) => last_error = reason,
+            Ok(Ok(Ended::Keyframe)) => "no keyframe".clone_into(&mut last_error),
             Ok(Err(e)) => last_error = format!("{e:#}"),
             Err(_) => break,
         }
         tokio::time::sleep(retry).await;
     }
     bail!("no keyframe within {timeout:?} (last attempt: {last_error})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_end_from_what_play_returned() {
+        let told = || Some(Ok(Ended::Told("NetStream.Play.UnpublishNotify".into())));
+        assert_eq!(
+            session_end(told(), true),
+            End::Told {
+                code: "NetStream.Play.UnpublishNotify".into()
+            }
+        );
+        assert_eq!(session_end(None, true), End::StillPlaying);
+        assert_eq!(session_end(None, false), End::Connecting);
+        // Closed or erring after the play was accepted: cut; before: failed.
+        let closed = || Some(Ok(Ended::Cut("closed by server".into())));
+        assert!(
+            matches!(session_end(closed(), true), End::Cut { reason } if reason == "closed by server")
+        );
+        assert!(matches!(session_end(closed(), false), End::Failed { .. }));
+        let reset = || {
+            Some(Err(
+                anyhow::anyhow!("Connection reset by peer").context("read")
+            ))
+        };
+        assert!(
+            matches!(session_end(reset(), true), End::Cut { reason } if reason == "read: Connection reset by peer")
+        );
+        assert!(matches!(session_end(reset(), false), End::Failed { .. }));
+
+        assert_eq!(
+            viewer_error(&session_end(told(), true)).as_deref(),
+            Some("told to leave: NetStream.Play.UnpublishNotify")
+        );
+        assert_eq!(viewer_error(&End::StillPlaying), None);
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::ending::{Endings, Session};
 use crate::flv::TagInfo;
 
 /// What one viewer saw.
@@ -44,6 +45,17 @@ pub struct ViewerStats {
     pub last_delay_ms: Option<f64>,
     /// Why the viewer stopped before the end of the run, if it did.
     pub error: Option<String>,
+    /// Each connection (the first, then reconnects) and how it ended.
+    pub sessions: Vec<Session>,
+    /// The current connection's play was accepted.
+    #[serde(skip)]
+    pub session_started: bool,
+    /// Keyframes on the current connection.
+    #[serde(skip)]
+    pub session_keyframes: u64,
+    /// The current connection: 0 for the first, n for the n-th reconnect.
+    #[serde(skip)]
+    pub session_attempt: u32,
 }
 
 impl ViewerStats {
@@ -63,8 +75,22 @@ impl ViewerStats {
         self.last_byte_at_ms = Some(now_ms);
     }
 
+    /// Starts a new connection (a reconnect): its timestamps restart the
+    /// lag measurement, which would otherwise count the gap as lag.
+    pub fn begin_session(&mut self, attempt: u32) {
+        self.session_attempt = attempt;
+        self.session_started = false;
+        self.session_keyframes = 0;
+        self.first_ts = None;
+        self.last_ts = None;
+        self.first_media_at_ms = None;
+        self.min_delay_ms = None;
+        self.last_delay_ms = None;
+    }
+
     /// Records the viewer's play request being accepted.
     pub fn on_connected(&mut self, now_ms: f64) {
+        self.session_started = true;
         self.connect_ms.get_or_insert(now_ms - self.started_ms);
     }
 
@@ -78,6 +104,7 @@ impl ViewerStats {
             self.video_frames += 1;
             if tag.keyframe {
                 self.keyframes += 1;
+                self.session_keyframes += 1;
                 self.first_keyframe_ms
                     .get_or_insert(now_ms - self.started_ms);
             }
@@ -187,6 +214,9 @@ pub struct Report {
     /// saw, ms (meaningful when the server passes publisher timestamps through;
     /// servers that restart each viewer's timeline at 0 inflate it).
     pub behind_newest_ms: Option<Dist>,
+    /// How sessions ended and how reconnects went.
+    #[serde(flatten)]
+    pub endings: Endings,
     /// Each viewer, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_viewer: Vec<ViewerStats>,
@@ -233,6 +263,7 @@ impl Report {
                     .iter()
                     .filter_map(|v| Some(f64::from(newest?.wrapping_sub(v.last_ts?)))),
             ),
+            endings: Endings::of(viewers.iter().flat_map(|v| &v.sessions)),
             per_viewer: if keep_each {
                 viewers.to_vec()
             } else {
@@ -259,6 +290,25 @@ impl Report {
         );
         for (reason, n) in &self.failures {
             let _ = writeln!(s, "  failed: {n} x {reason}");
+        }
+        let e = &self.endings;
+        let _ = writeln!(
+            s,
+            "  sessions: {} ended told, {} ended cut, {} still playing",
+            e.ended_told, e.ended_cut, e.still_playing
+        );
+        for (code, n) in &e.told_codes {
+            let _ = writeln!(s, "    told: {n} x {code}");
+        }
+        for (reason, n) in &e.cut_reasons {
+            let _ = writeln!(s, "    cut: {n} x {reason}");
+        }
+        if e.reconnects > 0 {
+            let _ = writeln!(
+                s,
+                "  reconnects: {} ({} played again, {} failed, {} unfinished)",
+                e.reconnects, e.reconnected_ok, e.reconnect_failed, e.reconnect_unfinished
+            );
         }
         let rows = [
             ("bitrate kbit/s", self.bitrate_kbps),
@@ -290,7 +340,7 @@ impl Report {
 
 /// Groups error messages into a bounded set of reasons (the text up to the first ':').
 fn failure_class(reason: &str) -> String {
-    reason.split(':').next().unwrap_or(reason).trim().to_owned()
+    crate::ending::reason_class(reason)
 }
 
 #[cfg(test)]
@@ -383,5 +433,73 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["ok"], 1);
         assert!(json.get("per_viewer").is_none());
+    }
+
+    #[test]
+    fn report_carries_session_endings_and_reconnects() {
+        use crate::ending::{End, Session};
+        let mut a = ViewerStats::new(0, 0.0);
+        a.sessions = vec![
+            Session {
+                attempt: 0,
+                started_ms: 0.0,
+                played: true,
+                end: End::Told {
+                    code: "NetStream.Play.UnpublishNotify".into(),
+                },
+            },
+            Session {
+                attempt: 1,
+                started_ms: 900.0,
+                played: true,
+                end: End::StillPlaying,
+            },
+        ];
+        let mut b = ViewerStats::new(1, 0.0);
+        b.sessions = vec![Session {
+            attempt: 0,
+            started_ms: 0.0,
+            played: true,
+            end: End::Cut {
+                reason: "closed by server".into(),
+            },
+        }];
+        let r = Report::build("rtmp://x/live/a", &[a, b], 2.0, true);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["ended_told"], 1);
+        assert_eq!(json["ended_cut"], 1);
+        assert_eq!(json["still_playing"], 1);
+        assert_eq!(json["told_codes"]["NetStream.Play.UnpublishNotify"], 1);
+        assert_eq!(json["cut_reasons"]["closed by server"], 1);
+        assert_eq!(json["reconnects"], 1);
+        assert_eq!(json["reconnected_ok"], 1);
+        assert_eq!(json["reconnect_failed"], 0);
+        assert_eq!(json["reconnect_unfinished"], 0);
+        assert_eq!(json["per_viewer"][0]["sessions"][1]["end"], "still_playing");
+        assert!(json["per_viewer"][0].get("session_started").is_none());
+        let text = r.text();
+        assert!(
+            text.contains("1 ended told, 1 ended cut, 1 still playing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("reconnects: 1 (1 played again, 0 failed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_new_session_restarts_the_lag_measurement() {
+        let mut v = ViewerStats::new(0, 0.0);
+        v.on_connected(5.0);
+        v.on_tag(&key(90_000), 10.0);
+        v.begin_session(1);
+        assert!(!v.session_started);
+        assert_eq!(v.session_keyframes, 0);
+        // The republished stream starts again at 0, 3 s later: no lag.
+        v.on_tag(&key(0), 3010.0);
+        v.on_tag(&inter(33), 3043.0);
+        assert!(v.wall_lag_ms().unwrap() < 1.0);
+        assert_eq!((v.keyframes, v.session_keyframes), (2, 1));
     }
 }

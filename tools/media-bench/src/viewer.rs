@@ -3,6 +3,7 @@
 //! `fleetcast_media`'s RTMP client session). Every byte read and every tag goes into the viewer's stats.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use fleetcast_media::rtmp::{ClientEvent, ClientSession, Mode};
@@ -10,7 +11,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::chunked::Dechunker;
+use crate::chunked::{ChunkedError, Dechunker};
+use crate::ending::{is_end_status, is_restart_status};
 use crate::flv::{self, FlvReader, TagInfo};
 use crate::stats::ViewerStats;
 use crate::target::Target;
@@ -34,6 +36,14 @@ pub struct Shared {
     pub active: AtomicUsize,
     /// Viewers that failed.
     pub failed: AtomicUsize,
+    /// Sessions told to leave.
+    pub told: AtomicUsize,
+    /// Sessions cut without a word.
+    pub cut: AtomicUsize,
+    /// Reconnects started.
+    pub reconnects: AtomicUsize,
+    /// Reconnects that received a keyframe (counted at that keyframe).
+    pub reconnected_ok: AtomicUsize,
 }
 
 impl Shared {
@@ -50,6 +60,10 @@ impl Shared {
             video_frames: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            told: AtomicUsize::new(0),
+            cut: AtomicUsize::new(0),
+            reconnects: AtomicUsize::new(0),
+            reconnected_ok: AtomicUsize::new(0),
         }
     }
 
@@ -65,19 +79,44 @@ impl Default for Shared {
     }
 }
 
-/// Plays `target` until the server closes or errs (the caller bounds time).
-/// With `until_keyframe`, returns as soon as the first keyframe arrives.
+/// How a viewer plays.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlayMode {
+    /// Return as soon as the first keyframe arrives (`first-frame`).
+    pub until_keyframe: bool,
+    /// Leave as soon as the server says the stream ended (to reconnect, as
+    /// players do) instead of waiting for it to close the connection.
+    pub leave_on_end: bool,
+    /// No byte for this long, while not told the stream ended, is a cut.
+    pub stall: Option<Duration>,
+}
+
+/// Why [`play`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The server said the stream ended before the connection closed (the
+    /// RTMP status code, or how the HTTP-FLV response ended).
+    Told(String),
+    /// The connection closed or stalled without a word.
+    Cut(String),
+    /// A keyframe arrived and `until_keyframe` was asked.
+    Keyframe,
+}
+
+/// Plays `target` until the server ends the session (the caller bounds
+/// time). Errors (refused, bad response, reset) are returned as such; the
+/// caller knows from `stats.session_started` whether the viewer was playing.
 pub async fn play(
     target: &Target,
     stats: &mut ViewerStats,
     shared: &Shared,
-    until_keyframe: bool,
-) -> Result<()> {
+    mode: PlayMode,
+) -> Result<Ended> {
     match target {
         Target::HttpFlv { addr, path, host } => {
             let mut sock = TcpStream::connect(addr).await.context("connect")?;
             sock.set_nodelay(true).context("connect")?;
-            play_http_flv(&mut sock, path, host, stats, shared, until_keyframe).await
+            play_http_flv(&mut sock, path, host, stats, shared, mode).await
         }
         Target::Rtmp {
             addr,
@@ -87,7 +126,8 @@ pub async fn play(
         } => {
             let mut sock = TcpStream::connect(addr).await.context("connect")?;
             sock.set_nodelay(true).context("connect")?;
-            play_rtmp(&mut sock, app, name, tc_url, stats, shared, until_keyframe).await
+            let names = RtmpNames { app, name, tc_url };
+            play_rtmp(&mut sock, &names, stats, shared, mode).await
         }
     }
 }
@@ -95,8 +135,22 @@ pub async fn play(
 fn record_tag(tag: &TagInfo, stats: &mut ViewerStats, shared: &Shared, now: f64) {
     if tag.is_video_frame() {
         shared.video_frames.fetch_add(1, Ordering::Relaxed);
+        // Live, for the progress line: a reconnect just played again.
+        if tag.keyframe && stats.session_keyframes == 0 && stats.session_attempt > 0 {
+            shared.reconnected_ok.fetch_add(1, Ordering::Relaxed);
+        }
     }
     stats.on_tag(tag, now);
+}
+
+/// What one read gave.
+enum Read {
+    /// This many bytes.
+    Data(usize),
+    /// The server closed its side.
+    Eof,
+    /// Nothing within the stall limit.
+    Stalled(Duration),
 }
 
 async fn read_some(
@@ -104,14 +158,29 @@ async fn read_some(
     buf: &mut [u8],
     stats: &mut ViewerStats,
     shared: &Shared,
-) -> Result<usize> {
-    let n = sock.read(buf).await.context("read")?;
+    stall: Option<Duration>,
+) -> Result<Read> {
+    let n = match stall {
+        Some(limit) => match tokio::time::timeout(limit, sock.read(buf)).await {
+            Ok(r) => r.context("read")?,
+            Err(_) => return Ok(Read::Stalled(limit)),
+        },
+        None => sock.read(buf).await.context("read")?,
+    };
     if n == 0 {
-        bail!("closed by server");
+        return Ok(Read::Eof);
     }
     stats.on_bytes(n, shared.now_ms());
     shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
-    Ok(n)
+    Ok(Read::Data(n))
+}
+
+fn stalled(limit: Duration) -> Ended {
+    Ended::Cut(format!("stalled: no data for {limit:?}"))
+}
+
+fn closed() -> Ended {
+    Ended::Cut("closed by server".to_owned())
 }
 
 async fn play_http_flv(
@@ -120,8 +189,8 @@ async fn play_http_flv(
     host: &str,
     stats: &mut ViewerStats,
     shared: &Shared,
-    until_keyframe: bool,
-) -> Result<()> {
+    mode: PlayMode,
+) -> Result<Ended> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: media-bench\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
@@ -130,8 +199,12 @@ async fn play_http_flv(
         .context("send request")?;
     let mut buf = vec![0u8; READ_BUF];
     let mut head = Vec::new();
-    let (body_start, chunked) = loop {
-        let n = read_some(sock, &mut buf, stats, shared).await?;
+    let (body_start, framing) = loop {
+        let n = match read_some(sock, &mut buf, stats, shared, mode.stall).await? {
+            Read::Data(n) => n,
+            Read::Eof => bail!("closed by server before the response head"),
+            Read::Stalled(limit) => return Ok(stalled(limit)),
+        };
         head.extend_from_slice(&buf[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut response = httparse::Response::new(&mut headers);
@@ -141,13 +214,7 @@ async fn play_http_flv(
                 if code != 200 {
                     bail!("http status: {code}");
                 }
-                let chunked = response.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("transfer-encoding")
-                        && String::from_utf8_lossy(h.value)
-                            .to_ascii_lowercase()
-                            .contains("chunked")
-                });
-                break (len, chunked);
+                break (len, Framing::of(response.headers));
             }
             Ok(httparse::Status::Partial) if head.len() < READ_BUF => {}
             Ok(httparse::Status::Partial) => bail!("bad response: head too long"),
@@ -157,58 +224,127 @@ async fn play_http_flv(
     stats.on_connected(shared.now_ms());
     let mut body = Body {
         flv: FlvReader::new(),
-        dechunk: chunked.then(Dechunker::new),
+        framing,
     };
-    body.feed(&head[body_start..], stats, shared)?;
-    while !(until_keyframe && stats.first_keyframe_ms.is_some()) {
-        let n = read_some(sock, &mut buf, stats, shared).await?;
-        body.feed(&buf[..n], stats, shared)?;
+    if let Some(end) = body.feed(&head[body_start..], stats, shared)? {
+        return Ok(Ended::Told(end.to_owned()));
     }
-    Ok(())
+    loop {
+        if mode.until_keyframe && stats.first_keyframe_ms.is_some() {
+            return Ok(Ended::Keyframe);
+        }
+        let n = match read_some(sock, &mut buf, stats, shared, mode.stall).await? {
+            Read::Data(n) => n,
+            Read::Eof => return Ok(closed()),
+            Read::Stalled(limit) => return Ok(stalled(limit)),
+        };
+        if let Some(end) = body.feed(&buf[..n], stats, shared)? {
+            return Ok(Ended::Told(end.to_owned()));
+        }
+    }
+}
+
+/// How an HTTP-FLV response body is delimited, so its end is recognised.
+enum Framing {
+    /// `Transfer-Encoding: chunked`: ends with a zero-size chunk.
+    Chunked(Dechunker),
+    /// `Content-Length`: ends after this many more bytes.
+    Length(u64),
+    /// Neither: only the connection closing ends it (not a clean end).
+    UntilClose,
+}
+
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Self {
+        let value = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+        };
+        if value("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            Framing::Chunked(Dechunker::new())
+        } else if let Some(len) = value("content-length").and_then(|v| v.trim().parse().ok()) {
+            Framing::Length(len)
+        } else {
+            Framing::UntilClose
+        }
+    }
 }
 
 /// The decoding layers of an HTTP-FLV body.
 struct Body {
     flv: FlvReader,
-    dechunk: Option<Dechunker>,
+    framing: Framing,
 }
 
 impl Body {
-    fn feed(&mut self, data: &[u8], stats: &mut ViewerStats, shared: &Shared) -> Result<()> {
+    /// Decodes `data`; `Some(how)` once the response ended cleanly.
+    fn feed(
+        &mut self,
+        data: &[u8],
+        stats: &mut ViewerStats,
+        shared: &Shared,
+    ) -> Result<Option<&'static str>> {
         let now = shared.now_ms();
         let flv = &mut self.flv;
         let mut on_payload =
             |payload: &[u8]| flv.feed(payload, |tag| record_tag(&tag, stats, shared, now));
-        match &mut self.dechunk {
-            None => on_payload(data).context("bad flv")?,
-            Some(d) => d
-                .feed(data, on_payload)
-                .map_err(|e| anyhow::anyhow!("bad chunked body: {e}"))?
-                .context("bad flv")?,
+        match &mut self.framing {
+            Framing::UntilClose => on_payload(data).context("bad flv")?,
+            Framing::Length(left) => {
+                let take = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
+                on_payload(&data[..take]).context("bad flv")?;
+                *left -= take as u64;
+                if *left == 0 {
+                    return Ok(Some("end of response (content-length)"));
+                }
+            }
+            Framing::Chunked(d) => match d.feed(data, on_payload) {
+                Ok(r) => r.context("bad flv")?,
+                Err(ChunkedError::Ended) => return Ok(Some("end of chunked response")),
+                Err(e) => bail!("bad chunked body: {e}"),
+            },
         }
-        Ok(())
+        Ok(None)
     }
+}
+
+/// The names an RTMP play needs.
+struct RtmpNames<'a> {
+    app: &'a str,
+    name: &'a str,
+    tc_url: &'a str,
 }
 
 async fn play_rtmp(
     sock: &mut TcpStream,
-    app: &str,
-    name: &str,
-    tc_url: &str,
+    names: &RtmpNames<'_>,
     stats: &mut ViewerStats,
     shared: &Shared,
-    until_keyframe: bool,
-) -> Result<()> {
-    let mut session = ClientSession::new(Mode::Play, tc_url, app, name, MAX_MESSAGE);
+    mode: PlayMode,
+) -> Result<Ended> {
+    let mut session =
+        ClientSession::new(Mode::Play, names.tc_url, names.app, names.name, MAX_MESSAGE);
     let mut buf = vec![0u8; READ_BUF];
+    // The end status the server sent, until the stream starts again.
+    let mut told: Option<String> = None;
     loop {
         if let Some(out) = session.take_output() {
             sock.write_all(&out).await.context("write")?;
         }
-        if until_keyframe && stats.first_keyframe_ms.is_some() {
-            return Ok(());
+        if mode.until_keyframe && stats.first_keyframe_ms.is_some() {
+            return Ok(Ended::Keyframe);
         }
-        let n = read_some(sock, &mut buf, stats, shared).await?;
+        // Once told, waiting quietly (for a republish) is no stall.
+        let stall = if told.is_some() { None } else { mode.stall };
+        let n = match read_some(sock, &mut buf, stats, shared, stall).await {
+            Ok(Read::Data(n)) => n,
+            Ok(Read::Eof) => return Ok(told.map_or_else(closed, Ended::Told)),
+            Ok(Read::Stalled(limit)) => return Ok(stalled(limit)),
+            // Reset after the word: still told.
+            Err(e) => return told.map(Ended::Told).ok_or(e),
+        };
         let events = session.feed(&buf[..n]).context("rtmp")?;
         let now = shared.now_ms();
         for event in events {
@@ -225,6 +361,13 @@ async fn play_rtmp(
                 {
                     bail!("rtmp status: {code}");
                 }
+                ClientEvent::Status { code, .. } if is_end_status(&code) => {
+                    if mode.leave_on_end {
+                        return Ok(Ended::Told(code));
+                    }
+                    told = Some(code);
+                }
+                ClientEvent::Status { code, .. } if is_restart_status(&code) => told = None,
                 _ => {}
             }
         }
