@@ -137,6 +137,55 @@ impl Endings {
     }
 }
 
+/// With `--reconnect`: what became of each time a viewer was told to leave.
+/// A move succeeded when a later connection of that viewer played (however
+/// many reconnects it took); it was lost when the viewer gave up (reconnects
+/// used up, or a reconnect cut before playing) without playing again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(clippy::struct_field_names)] // flattened into the report, where the prefix says what they count
+pub struct Moves {
+    /// Told to leave, then played again on a later connection.
+    pub moved_ok: usize,
+    /// Told to leave and never played again, with the run still going.
+    pub moved_lost: usize,
+    /// Told to leave; the run ended before a later connection played.
+    pub moved_unfinished: usize,
+}
+
+impl Moves {
+    /// Counts over each viewer's sessions, in order, with `max` reconnects per viewer.
+    pub fn of<'a>(viewers: impl IntoIterator<Item = &'a [Session]>, max: u32) -> Self {
+        let mut m = Self::default();
+        for sessions in viewers {
+            for (i, s) in sessions.iter().enumerate() {
+                if !matches!(s.end, End::Told { .. }) {
+                    continue;
+                }
+                let later = &sessions[i + 1..];
+                if later.iter().any(|l| l.played) {
+                    m.moved_ok += 1;
+                    continue;
+                }
+                // No later connection played: the last one says why.
+                let last = later.last().unwrap_or(s);
+                let gave_up = match last.end {
+                    // Would have reconnected unless out of attempts: if not
+                    // out, the run ended during the pause.
+                    End::Told { .. } | End::Failed { .. } => last.attempt >= max,
+                    End::Cut { .. } => true,
+                    End::StillPlaying | End::Connecting => false,
+                };
+                if gave_up {
+                    m.moved_lost += 1;
+                } else {
+                    m.moved_unfinished += 1;
+                }
+            }
+        }
+        m
+    }
+}
+
 /// Groups messages into a bounded set of reasons (the text up to the first ':').
 pub fn reason_class(reason: &str) -> String {
     reason.split(':').next().unwrap_or(reason).trim().to_owned()
@@ -232,6 +281,65 @@ mod tests {
             serde_json::to_value(&sessions[1]).unwrap()["end"],
             "still_playing"
         );
+    }
+
+    #[test]
+    fn moves_succeed_when_a_later_connection_plays() {
+        let unpublished = || told("NetStream.Play.UnpublishNotify");
+        let refused = || End::Failed {
+            reason: "rtmp status: NetStream.Play.StreamNotFound".into(),
+        };
+        // Told, one failed reconnect, then one that plays: one move, ok.
+        let retried = [
+            session(0, true, unpublished()),
+            session(1, false, refused()),
+            session(2, true, End::StillPlaying),
+        ];
+        // Told twice, both times played again.
+        let twice = [
+            session(0, true, unpublished()),
+            session(1, true, unpublished()),
+            session(2, true, End::StillPlaying),
+        ];
+        // Out of reconnects (max 2) without playing: lost.
+        let used_up = [
+            session(0, true, unpublished()),
+            session(1, false, refused()),
+            session(2, false, refused()),
+        ];
+        // The run ended while waiting to reconnect, or before a keyframe.
+        let pausing = [session(0, true, unpublished())];
+        let waiting = [
+            session(0, true, unpublished()),
+            session(1, false, End::StillPlaying),
+        ];
+        // A reconnect cut before playing: the viewer stops, lost.
+        let cut_off = [
+            session(0, true, unpublished()),
+            session(1, false, cut("closed by server")),
+        ];
+        // Never told: no move.
+        let never_told = [session(0, true, cut("closed by server"))];
+        let viewers: [&[Session]; 7] = [
+            &retried,
+            &twice,
+            &used_up,
+            &pausing,
+            &waiting,
+            &cut_off,
+            &never_told,
+        ];
+        assert_eq!(
+            Moves::of(viewers, 2),
+            Moves {
+                moved_ok: 3,
+                moved_lost: 2,
+                moved_unfinished: 2
+            }
+        );
+        // No reconnect allowed: told and not moved is lost.
+        assert_eq!(Moves::of([&pausing[..]], 0).moved_lost, 1);
+        assert_eq!(Moves::of([&pausing[..]], 1).moved_unfinished, 1);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::ending::{End, Session, should_reconnect};
+use crate::ending::{End, Moves, Session, should_reconnect};
 use crate::stats::{Report, ViewerStats};
 use crate::target::Target;
 use crate::viewer::{self, Ended, PlayMode, Shared};
@@ -119,7 +119,14 @@ pub async fn run(opts: &PlayOptions) -> Result<Report> {
         p.abort();
     }
     let elapsed = shared.start.elapsed().as_secs_f64();
-    Ok(Report::build(&opts.url, &all, elapsed, opts.per_viewer))
+    let mut report = Report::build(&opts.url, &all, elapsed, opts.per_viewer);
+    if opts.reconnect.enabled {
+        report.moves = Moves::of(
+            all.iter().map(|v| v.sessions.as_slice()),
+            opts.reconnect.max,
+        );
+    }
+    Ok(report)
 }
 
 /// Cancels `stop` at `deadline` or at the first SIGINT/SIGTERM (a test or

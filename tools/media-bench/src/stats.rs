@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::ending::{Endings, Session};
+use crate::ending::{Endings, Moves, Session};
 use crate::flv::TagInfo;
 
 /// What one viewer saw.
@@ -217,6 +217,9 @@ pub struct Report {
     /// How sessions ended and how reconnects went.
     #[serde(flatten)]
     pub endings: Endings,
+    /// With `--reconnect`: whether viewers told to leave played again.
+    #[serde(flatten)]
+    pub moves: Moves,
     /// Each viewer, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_viewer: Vec<ViewerStats>,
@@ -264,6 +267,7 @@ impl Report {
                     .filter_map(|v| Some(f64::from(newest?.wrapping_sub(v.last_ts?)))),
             ),
             endings: Endings::of(viewers.iter().flat_map(|v| &v.sessions)),
+            moves: Moves::default(),
             per_viewer: if keep_each {
                 viewers.to_vec()
             } else {
@@ -308,6 +312,12 @@ impl Report {
                 s,
                 "  reconnects: {} ({} played again, {} failed, {} unfinished)",
                 e.reconnects, e.reconnected_ok, e.reconnect_failed, e.reconnect_unfinished
+            );
+            let m = &self.moves;
+            let _ = writeln!(
+                s,
+                "  told to leave, then: {} played again, {} lost, {} unfinished",
+                m.moved_ok, m.moved_lost, m.moved_unfinished
             );
         }
         let rows = [
@@ -475,6 +485,10 @@ mod tests {
         assert_eq!(json["reconnected_ok"], 1);
         assert_eq!(json["reconnect_failed"], 0);
         assert_eq!(json["reconnect_unfinished"], 0);
+        assert_eq!(
+            json["moved_ok"], 0,
+            "filled in by the run when reconnecting"
+        );
         assert_eq!(json["per_viewer"][0]["sessions"][1]["end"], "still_playing");
         assert!(json["per_viewer"][0].get("session_started").is_none());
         let text = r.text();

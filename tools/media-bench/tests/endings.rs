@@ -430,6 +430,8 @@ fn reconnect_after_unpublish_plays_the_republished_stream() {
         "{report:#}"
     );
     assert_eq!(report["ended_cut"], 0, "{report:#}");
+    assert_eq!(report["moved_ok"], 2, "{report:#}");
+    assert_eq!(report["moved_lost"], 0, "{report:#}");
     assert_eq!(report["still_playing"], 2, "{report:#}");
     assert_eq!(report["ok"], 2, "{report:#}");
     for v in report["per_viewer"].as_array().unwrap() {
