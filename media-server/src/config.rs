@@ -109,6 +109,19 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Media messages queued per viewer before it skips to the next keyframe.
     pub viewer_queue_frames: usize,
+    /// Connections one address may hold at once (RTMP and HTTP together);
+    /// more are closed at accept. 0 = no limit.
+    pub max_connections_per_ip: usize,
+    /// Largest HTTP request head (request line and headers), bytes; a larger
+    /// one is answered 431 and the connection closed.
+    pub max_http_head_bytes: usize,
+    /// Seconds an HTTP client has to send a whole request head once it has
+    /// connected or started one (slowloris); then 408 and close.
+    pub http_head_timeout_secs: u64,
+    /// Average media bitrate a publisher may send, bits/s (bursts of a few
+    /// seconds above it are allowed); a publisher over it is disconnected.
+    /// 0 = no cap.
+    pub max_publish_bitrate: u64,
 }
 
 /// Log output.
@@ -336,6 +349,10 @@ impl Default for Limits {
             handshake_timeout_secs: 10,
             idle_timeout_secs: 60,
             viewer_queue_frames: 512,
+            max_connections_per_ip: 2000,
+            max_http_head_bytes: 16 * 1024,
+            http_head_timeout_secs: 10,
+            max_publish_bitrate: 100_000_000,
         }
     }
 }
@@ -509,6 +526,15 @@ impl Config {
         }
         if l.idle_timeout_secs == 0 {
             bad("limits.idle_timeout_secs", "must be at least 1".into());
+        }
+        if l.max_http_head_bytes < 1024 {
+            bad(
+                "limits.max_http_head_bytes",
+                format!("{} is below 1024", l.max_http_head_bytes),
+            );
+        }
+        if l.http_head_timeout_secs == 0 {
+            bad("limits.http_head_timeout_secs", "must be at least 1".into());
         }
         if l.viewer_queue_frames < 16 {
             bad(

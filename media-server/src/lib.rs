@@ -16,6 +16,7 @@ pub mod http;
 pub mod http_file;
 pub mod hub;
 pub mod media;
+pub mod peer_limits;
 pub mod range;
 pub mod record;
 pub mod rtmp;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Connections in flight, RTMP and HTTP together (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Connections per client address (`limits.max_connections_per_ip`).
+    pub per_ip: Arc<crate::peer_limits::PerIpLimit>,
     /// Background tasks to wait for on shutdown (recorders, segmenters, connections).
     pub tasks: TaskTracker,
     /// Set once the server drains: `/readyz` answers 503 (see `drain`).
@@ -100,6 +102,7 @@ impl AppState {
             ..HubConfig::default()
         });
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let per_ip = crate::peer_limits::PerIpLimit::new(config.limits.max_connections_per_ip);
         let publish_auth = Arc::new(PublishAuth::from_config(&config));
         let tasks = TaskTracker::new();
         let edge =
@@ -109,6 +112,7 @@ impl AppState {
             hub,
             shutdown,
             connections,
+            per_ip,
             drain: crate::drain::Drain::default(),
             egress: Arc::default(),
             tasks,
@@ -211,6 +215,10 @@ async fn accept_rtmp(listener: TcpListener, state: AppState) {
             },
             () = state.shutdown.cancelled() => return,
         };
+        let Some(slot) = state.per_ip.try_acquire(peer.ip()) else {
+            refuse_per_ip(&state, peer, "RTMP");
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let metrics = Arc::clone(state.hub.metrics());
         metrics.rtmp_connections.fetch_add(1, Ordering::Relaxed);
@@ -221,8 +229,24 @@ async fn accept_rtmp(listener: TcpListener, state: AppState) {
         state.tasks.spawn(async move {
             crate::rtmp::conn::serve(socket, peer, st).await;
             metrics.rtmp_connections.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
+            drop((permit, slot));
         });
+    }
+}
+
+/// Logs and counts a connection closed at accept for its address's limit.
+pub fn refuse_per_ip(state: &AppState, peer: SocketAddr, protocol: &str) {
+    state
+        .hub
+        .metrics()
+        .refused
+        .count(crate::peer_limits::Refusal::PerIpLimit);
+    if state.per_ip.log_due() {
+        warn!(
+            %peer,
+            limit = state.config.limits.max_connections_per_ip,
+            "{protocol} connection refused: too many connections from this address (logged once a second, all counted)"
+        );
     }
 }
 
@@ -265,6 +289,7 @@ mod tests {
         let config = Config {
             auth: crate::config::AuthConfig {
                 publish_token_file: Some("/nonexistent/token".into()),
+                ..Default::default()
             },
             ..Config::default()
         };

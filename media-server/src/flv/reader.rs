@@ -115,7 +115,8 @@ impl Reader {
         let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
         let total = TAG_HEADER_LEN + len + 4;
         if self.buf.len() < total {
-            self.buf.reserve(total - self.buf.len());
+            // The length is a claim until its bytes arrive: the buffer grows
+            // with what is pushed, never to what a (lying) header says.
             return Ok(None);
         }
         self.buf.advance(TAG_HEADER_LEN);
@@ -211,5 +212,22 @@ mod tests {
     fn truncated_input_waits() {
         let (_, bytes) = sample();
         assert_eq!(parse_all(&bytes[..20]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_lying_tag_size_allocates_nothing_up_front() {
+        let mut bytes = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        // A video tag claiming 16 MiB - 1, followed by 100 bytes.
+        bytes.extend_from_slice(&[9, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(&[0u8; 100]);
+        let mut r = Reader::new();
+        r.push(&bytes);
+        assert_eq!(r.next_tag(), Ok(None));
+        assert!(r.buf.capacity() < 64 * 1024, "{}", r.buf.capacity());
+        // A size that lies the other way: the next "header" is garbage.
+        let mut short = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        short.extend_from_slice(&[9, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x17, 0xee, 0, 0, 0, 0]);
+        short.extend_from_slice(&[0u8; 16]);
+        assert!(parse_all(&short).is_err());
     }
 }

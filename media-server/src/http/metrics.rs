@@ -144,6 +144,20 @@ pub fn render(m: &Metrics, streams: &[StreamInfo]) -> String {
         "fleetcast_media_publish_refused_total {}",
         load(&m.publish_refused)
     );
+    family(
+        &mut out,
+        "fleetcast_media_refused_total",
+        "counter",
+        "Connections refused or cut off for hostile input or over a limit, by reason.",
+    );
+    for r in crate::peer_limits::Refusal::ALL {
+        let _ = writeln!(
+            out,
+            "fleetcast_media_refused_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            m.refused.get(r)
+        );
+    }
     out
 }
 

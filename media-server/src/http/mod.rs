@@ -6,13 +6,14 @@ mod api;
 mod flv;
 mod listener;
 pub mod metrics;
+mod request_head;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 
-pub use listener::{ClientAddr, LimitedListener, LimitedStream};
+pub use listener::{ClientAddr, HeadLimits, LimitedListener, LimitedStream};
 
 use crate::server::AppState;
 
@@ -40,7 +41,12 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         std::sync::Arc::clone(&state.connections),
         std::sync::Arc::clone(state.hub.metrics()),
         Duration::from_secs(state.config.limits.idle_timeout_secs),
-    );
+    )
+    .per_ip(std::sync::Arc::clone(&state.per_ip))
+    .request_heads(HeadLimits {
+        max_bytes: state.config.limits.max_http_head_bytes,
+        timeout: Duration::from_secs(state.config.limits.http_head_timeout_secs),
+    });
     let shutdown = state.shutdown.clone();
     let mut app = router(&state);
     // On an edge, a live path of a stream not here yet pulls it first.

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub slow_viewers_dropped: PerProtocol,
     /// Publish attempts refused (stream busy, unknown app).
     pub publish_refused: AtomicU64,
+    /// Hostile input refused, by reason (`peer_limits`).
+    pub refused: crate::peer_limits::Refusals,
 }
 
 /// Counters of one stream (all publications of one key).

@@ -65,6 +65,10 @@ pub enum ChunkError {
     /// The header changed the length of a message in progress.
     #[error("chunk stream {0} changed its message header mid-message")]
     HeaderChangedMidMessage(u32),
+    /// Partial messages of all chunk streams together exceed the limit (a
+    /// peer starting messages it never finishes).
+    #[error("more than {0} bytes of unfinished messages")]
+    TooMuchBuffered(usize),
 }
 
 #[derive(Debug, Default)]
@@ -84,17 +88,35 @@ struct ChunkStream {
 pub struct Decoder {
     chunk_size: usize,
     max_message: u32,
+    /// Bound on `buffered`.
+    max_buffered: usize,
+    /// Bytes of unfinished messages held across all chunk streams.
+    buffered: usize,
     streams: HashMap<u32, ChunkStream>,
 }
 
+/// Room reserved up front for a message: its declared length is only a
+/// claim until the bytes arrive, so larger messages grow as they come.
+const MAX_RESERVE: usize = 64 * 1024;
+
 impl Decoder {
-    /// A decoder accepting messages up to `max_message` bytes.
+    /// A decoder accepting messages up to `max_message` bytes, holding at
+    /// most twice that in unfinished messages across its chunk streams
+    /// (one large video message interleaved with audio fits; 64 streams
+    /// each holding a message that never ends do not).
     pub fn new(max_message: u32) -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_message,
+            max_buffered: (max_message as usize).saturating_mul(2),
+            buffered: 0,
             streams: HashMap::new(),
         }
+    }
+
+    /// Bytes of unfinished messages held now.
+    pub fn buffered(&self) -> usize {
+        self.buffered
     }
 
     /// Applies a peer's Set Chunk Size.
@@ -110,7 +132,8 @@ impl Decoder {
     /// Drops a partial message (Abort Message).
     pub fn abort(&mut self, csid: u32) {
         if let Some(cs) = self.streams.get_mut(&csid) {
-            cs.payload.clear();
+            self.buffered -= cs.payload.len().min(self.buffered);
+            cs.payload = BytesMut::new();
         }
     }
 
@@ -197,6 +220,10 @@ impl Decoder {
         if buf.len() < pos + want {
             return Ok(None);
         }
+        let completes = already + want >= cur_len as usize;
+        if !completes && self.buffered + want > self.max_buffered {
+            return Err(ChunkError::TooMuchBuffered(self.max_buffered));
+        }
         // The whole chunk is here: commit.
         let cs = self.streams.entry(csid).or_default();
         let starts_message = cs.payload.is_empty();
@@ -231,12 +258,14 @@ impl Decoder {
             cs.stream_id = s;
         }
         if starts_message {
-            cs.payload.reserve(cs.length as usize);
+            cs.payload.reserve((cs.length as usize).min(MAX_RESERVE));
         }
         input.advance(pos);
         cs.payload.put_slice(&input[..want]);
         input.advance(want);
+        self.buffered += want;
         if cs.payload.len() >= cs.length as usize {
+            self.buffered -= cs.payload.len().min(self.buffered);
             let payload = cs.payload.split().freeze();
             return Ok(Some(Some(Message {
                 csid,
@@ -449,5 +478,78 @@ mod tests {
             }
         }
         assert_eq!(result, Err(ChunkError::TooManyChunkStreams));
+    }
+
+    /// The first chunk (128 bytes) of a message of `len` bytes on `csid`.
+    fn first_chunk(csid: u32, len: usize) -> Vec<u8> {
+        let whole = encode_to_bytes(csid, 9, 1, 0, &vec![0u8; len], 128);
+        whole[..12 + 128.min(len)].to_vec()
+    }
+
+    #[test]
+    fn unfinished_messages_are_bounded_in_total() {
+        // Limit 1000 per message, so 2000 unfinished in total: 15 first
+        // chunks of 128 bytes fit, the 16th does not.
+        let mut dec = Decoder::new(1000);
+        let mut input = BytesMut::new();
+        for c in 3..19u32 {
+            input.extend_from_slice(&first_chunk(c, 900));
+        }
+        let mut result = Ok(None);
+        for _ in 0..20 {
+            result = dec.decode(&mut input);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(ChunkError::TooMuchBuffered(2000)));
+        assert!(dec.buffered() <= 2000, "{}", dec.buffered());
+    }
+
+    #[test]
+    fn abort_and_completion_release_what_was_buffered() {
+        let mut dec = Decoder::new(1000);
+        let mut input = BytesMut::from(&first_chunk(3, 900)[..]);
+        assert_eq!(dec.decode(&mut input), Ok(None));
+        assert_eq!(dec.buffered(), 128);
+        dec.abort(3);
+        assert_eq!(dec.buffered(), 0);
+        let whole = encode_to_bytes(4, 9, 1, 0, &[1u8; 900], 128);
+        assert_eq!(decode_all(&mut dec, &whole)[0].payload.len(), 900);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn a_declared_length_is_not_allocated_before_its_bytes_arrive() {
+        let mut dec = Decoder::new(16 * 1024 * 1024);
+        // 64 chunk streams each claiming a 16 MiB message, 140 bytes each.
+        let mut input = BytesMut::new();
+        for c in 3..67u32 {
+            let c = u8::try_from(c).unwrap();
+            let mut h = vec![c & 0x3f, 0, 0, 0, 0xff, 0xff, 0xf0, 9, 1, 0, 0, 0];
+            if c >= 64 {
+                h = vec![0, c - 64, 0, 0, 0, 0xff, 0xff, 0xf0, 9, 1, 0, 0, 0];
+            }
+            input.extend_from_slice(&h);
+            input.extend_from_slice(&[0u8; 128]);
+        }
+        while let Ok(Some(_)) = dec.decode(&mut input) {}
+        let reserved: usize = dec.streams.values().map(|s| s.payload.capacity()).sum();
+        assert!(reserved <= 64 * MAX_RESERVE, "{reserved} bytes reserved");
+    }
+
+    #[test]
+    fn chunk_sizes_zero_and_two_to_the_31_are_refused() {
+        let mut dec = Decoder::new(1 << 20);
+        assert_eq!(dec.set_chunk_size(0), Err(ChunkError::BadChunkSize(0)));
+        assert_eq!(
+            dec.set_chunk_size(1 << 31),
+            Err(ChunkError::BadChunkSize(1 << 31))
+        );
+        assert_eq!(
+            dec.set_chunk_size(0x7fff_ffff),
+            Err(ChunkError::BadChunkSize(0x7fff_ffff))
+        );
+        assert_eq!(dec.set_chunk_size(1), Ok(()));
     }
 }

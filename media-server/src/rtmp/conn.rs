@@ -78,6 +78,8 @@ struct Conn {
     keyframe_sent: bool,
     /// On an edge, a play waiting for its stream to be pulled.
     pending_play: Option<PendingPlay>,
+    /// A publisher's bitrate cap (`limits.max_publish_bitrate`), from its first media.
+    ingest: Option<super::ingest_rate::IngestMeter>,
 }
 
 /// A play on an edge whose stream is being pulled from upstream.
@@ -121,6 +123,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         chunk_size,
         keyframe_sent: false,
         pending_play: None,
+        ingest: None,
     };
     let end = conn.run().await;
     match &end {
@@ -133,6 +136,10 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
             warn!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), %reason, "RTMP connection closed");
         }
         End::Timeout(what) => {
+            if *what == "handshake" {
+                let refused = &conn.state.hub.metrics().refused;
+                refused.count(crate::peer_limits::Refusal::RtmpHandshakeTimeout);
+            }
             info!(peer = %conn.peer, stream = ?conn.key.as_ref().map(ToString::to_string), "RTMP connection closed: {what} timeout");
         }
         End::TooSlow => {
@@ -319,14 +326,42 @@ impl Conn {
     }
 
     fn on_bytes(&mut self, data: &[u8]) -> Result<(), End> {
-        let events = self
-            .session
-            .feed(data)
-            .map_err(|e| End::Error(e.to_string()))?;
+        let events = self.session.feed(data).map_err(|e| {
+            let refused = &self.state.hub.metrics().refused;
+            refused.count(crate::peer_limits::Refusal::RtmpMalformed);
+            End::Error(e.to_string())
+        })?;
         for ev in events {
+            if let ServerEvent::Media(tag) = &ev
+                && self.publisher.is_some()
+                && !self.within_publish_cap(tag.data.len())
+            {
+                return Err(End::Error(
+                    "publisher over limits.max_publish_bitrate".into(),
+                ));
+            }
             self.on_event(ev);
         }
         Ok(())
+    }
+
+    /// Counts a publisher's media bytes against the bitrate cap.
+    fn within_publish_cap(&mut self, bytes: usize) -> bool {
+        let now = Instant::now().into_std();
+        let cap = self.state.config.limits.max_publish_bitrate;
+        if cap == 0 {
+            return true;
+        }
+        let meter = self
+            .ingest
+            .get_or_insert_with(|| super::ingest_rate::IngestMeter::new(cap, now));
+        if meter.take(bytes, now) {
+            return true;
+        }
+        let refused = &self.state.hub.metrics().refused;
+        refused.count(crate::peer_limits::Refusal::PublishBitrate);
+        info!(peer = %self.peer, stream = ?self.key.as_ref().map(ToString::to_string), cap = cap, "publisher disconnected: sending faster than limits.max_publish_bitrate");
+        false
     }
 
     fn on_event(&mut self, ev: ServerEvent) {

@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod client;
 pub mod conn;
 pub mod handshake;
+pub mod ingest_rate;
 pub mod message;
 pub mod pull;
 pub mod session;

@@ -1,0 +1,196 @@
+//! Watching HTTP/1.1 request heads in the bytes a connection reads, below
+//! the HTTP parser: where each head ends, how long it is, and whether a body
+//! follows. The listener uses it to bound a head's size and the time it may
+//! take to arrive (slowloris), which hyper does not do on its own here (its
+//! header timeout needs a timer axum does not give it). Pure: bytes in,
+//! phase out.
+
+/// Where the connection is in its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Inside a request head (or waiting for the first one on a new connection).
+    Head,
+    /// A head ended and no byte of the next one came yet.
+    BetweenRequests,
+    /// A head announced a body: body bytes cannot be told from a next head
+    /// without parsing it, so this connection is no longer watched (no
+    /// public route takes a body).
+    Unwatched,
+}
+
+/// What the bytes of one read did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// The phase after the bytes; `started` when a new head began in them.
+    Phase {
+        /// The phase now.
+        phase: Phase,
+        /// A new head began within these bytes (its time limit starts now).
+        started: bool,
+    },
+    /// The head grew over the limit.
+    TooLarge,
+}
+
+const BODY_HEADERS: [&[u8]; 2] = [b"\ncontent-length:", b"\ntransfer-encoding:"];
+const WINDOW: usize = 20;
+
+/// The scanner of one connection.
+#[derive(Debug, Clone)]
+pub struct HeadScan {
+    max: usize,
+    phase: Phase,
+    len: usize,
+    /// The last bytes of the current head, lowercased.
+    window: [u8; WINDOW],
+    has_body: bool,
+}
+
+impl HeadScan {
+    /// A new connection: a head is expected first.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            phase: Phase::Head,
+            len: 0,
+            window: [0; WINDOW],
+            has_body: false,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Bytes of the current head so far.
+    pub fn head_len(&self) -> usize {
+        self.len
+    }
+
+    /// Consumes the bytes of one read.
+    pub fn feed(&mut self, bytes: &[u8]) -> Scan {
+        let mut started = false;
+        for &b in bytes {
+            match self.phase {
+                Phase::Unwatched => break,
+                Phase::BetweenRequests => {
+                    // Stray line ends between pipelined requests are allowed
+                    // by RFC 9112 and belong to no head.
+                    if b == b'\r' || b == b'\n' {
+                        continue;
+                    }
+                    self.phase = Phase::Head;
+                    self.len = 0;
+                    self.window = [0; WINDOW];
+                    self.has_body = false;
+                    started = true;
+                    self.push(b);
+                }
+                Phase::Head => self.push(b),
+            }
+            if self.phase == Phase::Head && self.len > self.max {
+                return Scan::TooLarge;
+            }
+        }
+        Scan::Phase {
+            phase: self.phase,
+            started,
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        self.len += 1;
+        self.window.copy_within(1.., 0);
+        self.window[WINDOW - 1] = b.to_ascii_lowercase();
+        if BODY_HEADERS.iter().any(|h| self.window.ends_with(h)) {
+            self.has_body = true;
+        }
+        let w = &self.window;
+        let end = w.ends_with(b"\r\n\r\n") || w.ends_with(b"\n\n");
+        // A head is at least a request line: blank lines before it are not an end.
+        if end && self.len > 4 {
+            self.phase = if self.has_body {
+                Phase::Unwatched
+            } else {
+                Phase::BetweenRequests
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(phase: Phase, started: bool) -> Scan {
+        Scan::Phase { phase, started }
+    }
+
+    #[test]
+    fn a_head_ends_at_the_blank_line() {
+        let mut s = HeadScan::new(1024);
+        assert_eq!(
+            s.feed(b"GET / HTTP/1.1\r\nHost: a\r\n"),
+            phase(Phase::Head, false)
+        );
+        assert_eq!(s.feed(b"\r"), phase(Phase::Head, false));
+        assert_eq!(s.feed(b"\n"), phase(Phase::BetweenRequests, false));
+        // The next request on the connection starts a new head.
+        assert_eq!(s.feed(b"GET /x"), phase(Phase::Head, true));
+        assert_eq!(s.head_len(), 6);
+        assert_eq!(
+            s.feed(b" HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n"),
+            phase(Phase::BetweenRequests, true)
+        );
+    }
+
+    #[test]
+    fn byte_at_a_time_finds_the_same_end() {
+        let mut s = HeadScan::new(1024);
+        let head = b"GET /live/a.flv HTTP/1.1\r\nHost: x\r\nRange: bytes=0-\r\n\r\n";
+        for (i, b) in head.iter().enumerate() {
+            let want = if i + 1 == head.len() {
+                Phase::BetweenRequests
+            } else {
+                Phase::Head
+            };
+            assert_eq!(s.feed(&[*b]), phase(want, false), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn a_head_over_the_limit_is_too_large_however_it_arrives() {
+        let mut s = HeadScan::new(100);
+        assert_eq!(s.feed(&[b'a'; 100]), phase(Phase::Head, false));
+        assert_eq!(s.feed(b"a"), Scan::TooLarge);
+        let mut s = HeadScan::new(100);
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(200));
+        assert_eq!(s.feed(long.as_bytes()), Scan::TooLarge);
+        // Many small headers add up the same way.
+        let mut s = HeadScan::new(1000);
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        assert_eq!(s.feed(&many), Scan::TooLarge);
+    }
+
+    #[test]
+    fn a_request_with_a_body_ends_the_watch() {
+        let mut s = HeadScan::new(64);
+        let head = b"POST /api HTTP/1.1\r\nContent-Length: 500\r\n\r\n";
+        assert_eq!(s.feed(head), phase(Phase::Unwatched, false));
+        assert_eq!(s.feed(&[b'x'; 500]), phase(Phase::Unwatched, false));
+        let mut s = HeadScan::new(1024);
+        let chunked = b"POST /api HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n";
+        assert_eq!(s.feed(chunked), phase(Phase::Unwatched, false));
+    }
+
+    #[test]
+    fn blank_lines_between_requests_start_nothing() {
+        let mut s = HeadScan::new(1024);
+        s.feed(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(s.feed(b"\r\n\r\n"), phase(Phase::BetweenRequests, false));
+    }
+}
