@@ -175,6 +175,9 @@ async fn viewer_task(id: usize, plan: &Plan, shared: &Shared) -> ViewerStats {
             () = plan.stop.cancelled() => None,
         };
         shared.active.fetch_sub(1, Ordering::Relaxed);
+        if stats.session_started {
+            shared.playing.fetch_sub(1, Ordering::Relaxed);
+        }
         let end = session_end(outcome, stats.session_started);
         let session = Session {
             attempt,
@@ -261,10 +264,11 @@ async fn progress_loop(shared: &Shared, every: Duration, stop: &CancellationToke
         // Sessions told/cut so far; reconnects started and how many of
         // them received a keyframe (tests wait on these words).
         eprintln!(
-            "[{:>6.1}s] viewers {}/{} active, {} failed, {:.1} Mbit/s, {:.0} video frames/s, sessions told {} cut {}, reconnects {} ok {}",
+            "[{:>6.1}s] viewers {}/{} active ({} playing), {} failed, {:.1} Mbit/s, {:.0} video frames/s, sessions told {} cut {}, reconnects {} ok {}",
             shared.start.elapsed().as_secs_f64(),
             shared.active.load(Ordering::Relaxed),
             viewers,
+            shared.playing.load(Ordering::Relaxed),
             shared.failed.load(Ordering::Relaxed),
             mbps,
             fps,

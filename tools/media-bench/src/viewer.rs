@@ -34,6 +34,8 @@ pub struct Shared {
     pub video_frames: AtomicU64,
     /// Viewers connected now.
     pub active: AtomicUsize,
+    /// Viewers whose play the server accepted, now.
+    pub playing: AtomicUsize,
     /// Viewers that failed.
     pub failed: AtomicUsize,
     /// Sessions told to leave.
@@ -59,6 +61,7 @@ impl Shared {
             bytes: AtomicU64::new(0),
             video_frames: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            playing: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             told: AtomicUsize::new(0),
             cut: AtomicUsize::new(0),
@@ -130,6 +133,13 @@ pub async fn play(
             play_rtmp(&mut sock, &names, stats, shared, mode).await
         }
     }
+}
+
+fn on_started(stats: &mut ViewerStats, shared: &Shared, now: f64) {
+    if !stats.session_started {
+        shared.playing.fetch_add(1, Ordering::Relaxed);
+    }
+    stats.on_connected(now);
 }
 
 fn record_tag(tag: &TagInfo, stats: &mut ViewerStats, shared: &Shared, now: f64) {
@@ -221,7 +231,7 @@ async fn play_http_flv(
             Err(e) => bail!("bad response: {e}"),
         }
     };
-    stats.on_connected(shared.now_ms());
+    on_started(stats, shared, shared.now_ms());
     let mut body = Body {
         flv: FlvReader::new(),
         framing,
@@ -349,7 +359,7 @@ async fn play_rtmp(
         let now = shared.now_ms();
         for event in events {
             match event {
-                ClientEvent::Started => stats.on_connected(now),
+                ClientEvent::Started => on_started(stats, shared, now),
                 ClientEvent::Media(tag) => {
                     let size = u32::try_from(tag.data.len()).unwrap_or(u32::MAX);
                     let prefix = &tag.data[..tag.data.len().min(2)];

@@ -340,8 +340,8 @@ fn viewers_until(
     let mut flv = Bench::start(&origin.flv_url(), 3, &[]);
     origin.wait_viewers(6);
     for bench in [&mut rtmp, &mut flv] {
-        bench.wait_line("video arriving", |l| {
-            l.contains("viewers 3/3 active") && count_after(l, "Mbit/s,").unwrap_or(0) > 0
+        bench.wait_line("all viewers playing", |l| {
+            l.contains("(3 playing)") && count_after(l, "Mbit/s,").unwrap_or(0) > 0
         });
     }
     end(&mut origin);
@@ -400,8 +400,8 @@ fn reconnect_after_unpublish_plays_the_republished_stream() {
     wait_playable(&url);
     let mut bench = Bench::start(&url, 2, &["--reconnect", "--reconnect-delay-ms", "200"]);
     origin.wait_viewers(2);
-    bench.wait_line("video arriving", |l| {
-        l.contains("viewers 2/2 active") && count_after(l, "Mbit/s,").unwrap_or(0) > 0
+    bench.wait_line("all viewers playing", |l| {
+        l.contains("(2 playing)") && count_after(l, "Mbit/s,").unwrap_or(0) > 0
     });
 
     // The publisher leaves: viewers are told (UnpublishNotify), leave and
