@@ -442,3 +442,34 @@ fn reconnect_after_unpublish_plays_the_republished_stream() {
         assert_eq!(sessions[1]["played"], true, "{v:#}");
     }
 }
+
+#[test]
+fn a_stream_that_stops_flowing_without_a_word_is_cut_with_stall() {
+    let origin = Origin::start("stall");
+    let url = origin.rtmp_url();
+    let mut publisher = Publisher::start(&url);
+    wait_playable(&url);
+    let mut bench = Bench::start(&url, 2, &["--stall", "1"]);
+    bench.wait_line("all viewers playing", |l| {
+        l.contains("(2 playing)") && count_after(l, "Mbit/s,").unwrap_or(0) > 0
+    });
+    // The publisher freezes: its connection stays open, nothing flows, the
+    // server says nothing.
+    let pid = publisher.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let report = bench.report();
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    publisher.stop();
+
+    assert_played(&report, 2);
+    assert_eq!(report["ended_cut"], 2, "{report:#}");
+    assert_eq!(report["cut_reasons"]["stalled"], 2, "{report:#}");
+    assert_eq!(report["ended_told"], 0, "{report:#}");
+    assert_eq!(report["still_playing"], 0, "{report:#}");
+}
