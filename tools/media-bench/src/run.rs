@@ -129,10 +129,11 @@ pub async fn run(opts: &PlayOptions) -> Result<Report> {
     Ok(report)
 }
 
-/// Cancels `stop` at `deadline` or at the first SIGINT/SIGTERM (a test or
-/// a person ending the load early still gets the report).
+/// SIGTERM and SIGINT handlers, when the run stops on them.
 type Signals = (std::io::Result<Signal>, std::io::Result<Signal>);
 
+/// Cancels `stop` at `deadline` or at the first SIGINT/SIGTERM (a test or
+/// a person ending the load early still gets the report).
 async fn stop_at(deadline: Instant, handlers: Option<Signals>, stop: CancellationToken) {
     let signalled = async {
         match handlers {
