@@ -141,6 +141,6 @@ mod tests {
                 ]
             })
             .collect();
-        assert_eq!(labels.len(), 12);
+        assert_eq!(labels.len(), 14);
     }
 }

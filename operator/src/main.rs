@@ -268,6 +268,8 @@ async fn lead(
             interval: Duration::from_secs(args.autoscale_interval_secs.max(1)),
             ..fleetcast_operator::autoscale::run::Settings::default()
         },
+        // The pod's namespace (POD_NAMESPACE), where the Lease lives too.
+        operator_namespace: args.lease_namespace.clone(),
     };
     let ready_flag = ready.clone();
     let mut controller = tokio::spawn(reconcile::run(

@@ -86,17 +86,17 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "MediaCluster name and edge pool name together must be at most 51 characters",
         ),
         (
-            "publish webhook that is not http(s)",
+            "publish webhook that is not http",
             secured(
                 "hookftp",
                 "{publishWebhook: {url: 'ftp://hooks.example/publish'}}",
             ),
-            "webhook url must be an http:// or https:// URL with a host and no spaces",
+            "webhook url must be an http://HOST[:PORT]/PATH URL",
         ),
         (
             "play webhook without a host",
             secured("hooknohost", "{playWebhook: {url: 'http:///play'}}"),
-            "webhook url must be an http:// or https:// URL with a host and no spaces",
+            "webhook url must be an http://HOST[:PORT]/PATH URL",
         ),
         (
             "webhook timeout above the bound",

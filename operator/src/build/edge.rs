@@ -34,6 +34,9 @@ pub fn replicas(pool: &EdgePool) -> Option<i32> {
     }
 }
 
+/// Memory an edge pod may use beyond its cache's memory tier when the spec gives no resources.
+pub const EDGE_MEMORY_HEADROOM: u64 = 1 << 30;
+
 /// The pod's terminationGracePeriodSeconds: the drain period plus the margin.
 pub fn termination_grace_seconds(pool: &EdgePool) -> i64 {
     i64::from(pool.drain.seconds.max(0)) + TERMINATION_MARGIN_SECS
@@ -59,7 +62,7 @@ pub(crate) fn children(
     let config = media_config::edge(mc, pool, &owner.namespace)?;
 
     let disk = quantity::to_bytes(&pool.cache.disk).unwrap_or(0);
-    let volumes = vec![
+    let mut volumes = vec![
         empty_dir("data", DATA_DIR, None),
         // The kubelet evicts a pod whose cache outgrows its limit: the server's bound is 80% of
         // it (media_config::cache_disk_bytes), the rest is room for downloads in flight.
@@ -69,6 +72,13 @@ pub(crate) fn children(
             (disk > 0).then(|| Quantity(pool.cache.disk.clone())),
         ),
     ];
+    volumes.extend(super::security::edge_volumes(&mc.spec.security));
+    // The memory tier of the cache lives in the pod's memory: the default limit leaves room above it.
+    let default_resources = pod::default_resources(
+        quantity::to_bytes(&pool.cache.memory)
+            .unwrap_or(0)
+            .saturating_add(EDGE_MEMORY_HEADROOM),
+    );
     let mut template = pod::template(PodParams {
         labels: names::labels(&owner.mc, component, &owner.version),
         selector: selector.clone(),
@@ -76,7 +86,7 @@ pub(crate) fn children(
         config_hash: config.hash,
         image: &mc.spec.image,
         default_tag: &inputs.default_tag,
-        resources: pool.resources.as_ref(),
+        resources: pool.resources.as_ref().or(Some(&default_resources)),
         scheduling: pool.scheduling.as_ref(),
         volumes,
         extra_mounts: Vec::new(),

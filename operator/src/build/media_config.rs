@@ -74,13 +74,15 @@ fn base(role: Role) -> Config {
 }
 
 /// Config of the origins: publish auth reads the token from the Secret
-/// mounted by the origin builder.
+/// mounted by the origin builder; `spec.security` adds keys, webhooks and
+/// signed playback (files mounted by the same builder).
 pub fn origin(mc: &MediaCluster) -> Result<Rendered, ConfigError> {
     let mut config = base(Role::Origin);
     if mc.spec.origin.publish_auth.is_some() {
         config.auth.publish_token_file =
             Some(PathBuf::from(super::origin::AUTH_DIR).join(super::origin::AUTH_FILE));
     }
+    super::security::origin_auth(&mc.spec.security, &mut config.auth);
     finish(&config, "origin")
 }
 
@@ -123,6 +125,7 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
         balancing,
         ..EdgeConfig::default()
     });
+    super::security::edge_auth(&mc.spec.security, &mut config.auth);
     // On SIGTERM: readiness fails, viewers keep playing this long, then reconnect elsewhere.
     config.drain.period_secs = u64::try_from(pool.drain.seconds).unwrap_or(0);
     finish(&config, &format!("edge pool {}", pool.name))
@@ -168,6 +171,12 @@ fn finish(config: &Config, component: &str) -> Result<Rendered, ConfigError> {
         component: component.to_owned(),
         source,
     })?;
+    Ok(render(config)?)
+}
+
+/// The YAML of a config: typed serialization only, so a value from the spec
+/// (a URL, a name) is always one quoted scalar, never YAML structure.
+pub fn render(config: &Config) -> Result<Rendered, serde_yaml_ng::Error> {
     let yaml = serde_yaml_ng::to_string(config)?;
     let hash = hash(&yaml);
     Ok(Rendered { yaml, hash })

@@ -4,9 +4,11 @@
 pub mod edge;
 pub mod media_config;
 pub mod names;
+pub mod network_policy;
 pub mod origin;
 pub mod pod;
 pub mod quantity;
+pub mod security;
 pub mod topology;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -37,17 +40,20 @@ pub enum Kind {
     PodDisruptionBudget,
     /// Pools scaling on CPU.
     HorizontalPodAutoscaler,
+    /// Who may reach the pods (`spec.security.networkPolicy`).
+    NetworkPolicy,
 }
 
 impl Kind {
     /// Every kind, in apply order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::ConfigMap,
         Kind::Service,
         Kind::Deployment,
         Kind::StatefulSet,
         Kind::PodDisruptionBudget,
         Kind::HorizontalPodAutoscaler,
+        Kind::NetworkPolicy,
     ];
 
     /// The Kubernetes kind name.
@@ -59,6 +65,7 @@ impl Kind {
             Kind::StatefulSet => "StatefulSet",
             Kind::PodDisruptionBudget => "PodDisruptionBudget",
             Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Kind::NetworkPolicy => "NetworkPolicy",
         }
     }
 }
@@ -84,6 +91,8 @@ pub enum Child {
     PodDisruptionBudget(PodDisruptionBudget),
     /// A HorizontalPodAutoscaler.
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    /// A NetworkPolicy.
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Child {
@@ -96,6 +105,7 @@ impl Child {
             Child::StatefulSet(_) => Kind::StatefulSet,
             Child::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
             Child::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
+            Child::NetworkPolicy(_) => Kind::NetworkPolicy,
         }
     }
 
@@ -108,6 +118,7 @@ impl Child {
             Child::StatefulSet(o) => &o.metadata,
             Child::PodDisruptionBudget(o) => &o.metadata,
             Child::HorizontalPodAutoscaler(o) => &o.metadata,
+            Child::NetworkPolicy(o) => &o.metadata,
         }
     }
 
@@ -190,6 +201,9 @@ impl BuildError {
 pub struct Inputs {
     /// Image tag when the spec names none (the operator's version).
     pub default_tag: String,
+    /// The operator's namespace: its autoscaler may reach the pods' admin port
+    /// through the NetworkPolicy.
+    pub operator_namespace: Option<String>,
 }
 
 /// Everything a MediaCluster should own, in apply order.
@@ -330,6 +344,11 @@ pub fn desired(mc: &MediaCluster, inputs: &Inputs) -> Result<Desired, BuildError
     for pool in &mc.spec.edges {
         children.extend(edge::children(mc, pool, &owner, inputs)?);
     }
+    children.extend(network_policy::children(
+        mc,
+        &owner,
+        inputs.operator_namespace.as_deref(),
+    ));
     children.sort_by_key(Child::kind);
     Ok(Desired { children })
 }
@@ -348,5 +367,7 @@ pub fn prune_set(desired: &[ChildKey], existing: &[ChildKey]) -> Vec<ChildKey> {
     stale
 }
 
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod tests;

@@ -18,12 +18,14 @@ use super::names::{self, Component};
 use super::pod::{self, PodParams};
 use super::{BuildError, Child, Inputs, Owner, port};
 use crate::crd::MediaCluster;
-use crate::crd::v1alpha1::{OriginSpec, StorageType};
+use crate::crd::v1alpha1::{OriginSpec, SecuritySpec, StorageType};
 
 /// Where the publish credential is mounted.
 pub const AUTH_DIR: &str = "/etc/fleetcast/auth";
 /// Seconds between SIGTERM and SIGKILL for an origin (publishers reconnect elsewhere).
 pub const ORIGIN_TERMINATION_GRACE_SECS: i64 = 30;
+/// Memory limit of an origin pod when the spec gives no resources.
+pub const ORIGIN_MEMORY_LIMIT: u64 = 2 << 30;
 /// File name of the publish credential inside [`AUTH_DIR`].
 pub const AUTH_FILE: &str = "publish-token";
 
@@ -36,8 +38,9 @@ pub(crate) fn children(
     let name = names::origin(&owner.mc);
     let selector = names::selector(&owner.mc, Component::Origin);
     let config = media_config::origin(mc)?;
-    let (volumes, extra_mounts) = volumes(spec);
+    let (volumes, extra_mounts) = volumes(spec, &mc.spec.security);
 
+    let default_resources = pod::default_resources(ORIGIN_MEMORY_LIMIT);
     let mut template = pod::template(PodParams {
         labels: names::labels(&owner.mc, Component::Origin, &owner.version),
         selector: selector.clone(),
@@ -45,7 +48,7 @@ pub(crate) fn children(
         config_hash: config.hash,
         image: &mc.spec.image,
         default_tag: &inputs.default_tag,
-        resources: spec.resources.as_ref(),
+        resources: spec.resources.as_ref().or(Some(&default_resources)),
         scheduling: spec.scheduling.as_ref(),
         volumes,
         extra_mounts,
@@ -92,7 +95,10 @@ pub(crate) fn children(
 }
 
 /// The data volume (unless a claim template provides it) and the publish credential.
-fn volumes(spec: &OriginSpec) -> (Vec<(Volume, VolumeMount)>, Vec<VolumeMount>) {
+fn volumes(
+    spec: &OriginSpec,
+    security: &SecuritySpec,
+) -> (Vec<(Volume, VolumeMount)>, Vec<VolumeMount>) {
     let data_mount = VolumeMount {
         name: "data".to_owned(),
         mount_path: DATA_DIR.to_owned(),
@@ -128,6 +134,7 @@ fn volumes(spec: &OriginSpec) -> (Vec<(Volume, VolumeMount)>, Vec<VolumeMount>) 
                         path: AUTH_FILE.to_owned(),
                         mode: None,
                     }]),
+                    default_mode: Some(super::security::SECRET_MODE),
                     ..SecretVolumeSource::default()
                 }),
                 ..Volume::default()
@@ -140,6 +147,7 @@ fn volumes(spec: &OriginSpec) -> (Vec<(Volume, VolumeMount)>, Vec<VolumeMount>) 
             },
         ));
     }
+    volumes.extend(super::security::origin_volumes(security));
     (volumes, extra_mounts)
 }
 

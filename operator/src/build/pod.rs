@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::DeepMerge;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, LocalObjectReference, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, LocalObjectReference, ObjectFieldSelector, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -20,6 +22,30 @@ use crate::crd::v1alpha1::{ImageSpec, Scheduling};
 pub const CONTAINER: &str = "media";
 /// Unprivileged user and group the server runs as.
 const RUN_AS: i64 = 65_532;
+/// A writable /tmp on the read-only root filesystem (the server keeps its
+/// files under the data and cache volumes; this is for libraries that assume /tmp).
+const TMP_DIR: &str = "/tmp";
+const TMP_LIMIT: &str = "64Mi";
+const MIB: u64 = 1 << 20;
+
+/// Resources when the spec gives none: a small request so pods schedule on
+/// small nodes, and a memory limit well above what the server uses (GOP
+/// caches, HLS windows, the edge's memory cache tier) so it only stops a
+/// runaway. No CPU limit: throttling a media server stalls every viewer at once.
+pub fn default_resources(memory_limit_bytes: u64) -> ResourceRequirements {
+    let quantity = |s: String| Quantity(s);
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), quantity("100m".to_owned())),
+            ("memory".to_owned(), quantity("128Mi".to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            quantity(format!("{}Mi", memory_limit_bytes.div_ceil(MIB))),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
 
 /// What differs between the origin and edge pod templates.
 pub struct PodParams<'a> {
@@ -88,20 +114,37 @@ fn probe(path: &str, period: i32, failures: i32) -> Probe {
 
 /// Builds the pod template.
 pub fn template(p: PodParams<'_>) -> PodTemplateSpec {
-    let mut volumes = vec![Volume {
-        name: "config".to_owned(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: p.config_map.clone(),
-            ..ConfigMapVolumeSource::default()
-        }),
-        ..Volume::default()
-    }];
-    let mut mounts = vec![VolumeMount {
-        name: "config".to_owned(),
-        mount_path: CONFIG_DIR.to_owned(),
-        read_only: Some(true),
-        ..VolumeMount::default()
-    }];
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: p.config_map.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(TMP_LIMIT.to_owned())),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".to_owned(),
+            mount_path: CONFIG_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: TMP_DIR.to_owned(),
+            ..VolumeMount::default()
+        },
+    ];
     for (volume, mount) in p.volumes.iter().cloned() {
         volumes.push(volume);
         mounts.push(mount);
@@ -150,6 +193,10 @@ pub fn template(p: PodParams<'_>) -> PodTemplateSpec {
                 run_as_user: Some(RUN_AS),
                 run_as_group: Some(RUN_AS),
                 fs_group: Some(RUN_AS),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    ..SeccompProfile::default()
+                }),
                 ..PodSecurityContext::default()
             }),
             // Edges drain viewers on SIGTERM; give them time before the kill.
@@ -199,6 +246,8 @@ fn container(p: &PodParams<'_>, mounts: Vec<VolumeMount>) -> Container {
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            privileged: Some(false),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".to_owned()]),
                 ..Capabilities::default()

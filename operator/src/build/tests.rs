@@ -37,6 +37,7 @@ fn two_regions() -> MediaClusterSpec {
 fn inputs() -> Inputs {
     Inputs {
         default_tag: "0.1.0".to_owned(),
+        operator_namespace: Some("fleetcast-system".to_owned()),
     }
 }
 

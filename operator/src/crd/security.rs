@@ -29,12 +29,13 @@ pub struct PublishKeys {
 /// An HTTP callback asked before a publish or play: a 2xx answer allows,
 /// anything else (or no answer within the timeout) refuses.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[x_kube(validation = Rule::new("self.url.matches('^https?://[^ /?#]+([/?#][^ ]*)?$')")
-    .message("webhook url must be an http:// or https:// URL with a host and no spaces")
+#[x_kube(validation = Rule::new("self.url.matches('^http://[^ /?#]+([/?][^ #]*)?$')")
+    .message("webhook url must be an http://HOST[:PORT]/PATH URL without spaces or fragment (the media server calls webhooks over plain HTTP inside the cluster)")
     .field_path(".url"))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookSpec {
-    /// `http://` or `https://` URL the media server POSTs a JSON description of the request to.
+    /// `http://HOST[:PORT]/PATH` the media server POSTs a JSON description of the request to
+    /// (plain HTTP: run the hook inside the cluster, or behind a Service that terminates TLS).
     #[schemars(length(min = 8, max = 2048))]
     pub url: String,
     /// Milliseconds to wait for the answer; no answer in time refuses (fail closed).

@@ -10,6 +10,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource};
@@ -94,6 +95,7 @@ pub fn desired_hash(child: &Child) -> String {
         Child::StatefulSet(o) => serde_json::to_string(o),
         Child::PodDisruptionBudget(o) => serde_json::to_string(o),
         Child::HorizontalPodAutoscaler(o) => serde_json::to_string(o),
+        Child::NetworkPolicy(o) => serde_json::to_string(o),
     };
     crate::build::media_config::hash(&json.unwrap_or_default())
 }
@@ -117,6 +119,7 @@ pub async fn apply(
         Child::HorizontalPodAutoscaler(o) => ssa(client, namespace, o)
             .await
             .map(Child::HorizontalPodAutoscaler),
+        Child::NetworkPolicy(o) => ssa(client, namespace, o).await.map(Child::NetworkPolicy),
     };
     let applied = applied.map_err(|source| Error::Apply {
         kind: child.kind(),
@@ -192,6 +195,7 @@ pub async fn delete(
         Kind::HorizontalPodAutoscaler => {
             remove::<HorizontalPodAutoscaler>(client, namespace, name, &params).await
         }
+        Kind::NetworkPolicy => remove::<NetworkPolicy>(client, namespace, name, &params).await,
     };
     versions.record(namespace, key, None);
     match result {

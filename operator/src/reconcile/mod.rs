@@ -15,6 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -56,6 +57,8 @@ pub struct Context {
     pub default_tag: String,
     /// Deployments whose replicas the autoscaler owns.
     pub claims: Claims,
+    /// The operator's namespace (NetworkPolicies let it reach the admin port).
+    pub operator_namespace: Option<String>,
     versions: Versions,
 }
 
@@ -72,6 +75,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// The viewer and bandwidth autoscaler.
     pub autoscale: autoscaler::Settings,
+    /// The operator's own namespace, when known.
+    pub operator_namespace: Option<String>,
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -125,6 +130,8 @@ pub async fn run(
     let (config_maps, config_map_events) = meta_stream::<ConfigMap>(&client, ns, &managed);
     let (pdbs, pdb_events) = meta_stream::<PodDisruptionBudget>(&client, ns, &managed);
     let (hpas, hpa_events) = meta_stream::<HorizontalPodAutoscaler>(&client, ns, &managed);
+    let (network_policies, network_policy_events) =
+        meta_stream::<NetworkPolicy>(&client, ns, &managed);
     let stores = Stores {
         deployments,
         statefulsets,
@@ -132,6 +139,7 @@ pub async fn run(
         config_maps,
         pdbs,
         hpas,
+        network_policies,
     };
     let reporter = Reporter {
         controller: MANAGER.to_owned(),
@@ -146,6 +154,7 @@ pub async fn run(
         stores: stores.clone(),
         default_tag: settings.default_tag.clone(),
         claims: claims.clone(),
+        operator_namespace: settings.operator_namespace.clone(),
         versions: Versions::default(),
     });
 
@@ -182,6 +191,7 @@ pub async fn run(
         .owns_stream(config_map_events)
         .owns_stream(pdb_events)
         .owns_stream(hpa_events)
+        .owns_stream(network_policy_events)
         .graceful_shutdown_on(stopped(stop_rx))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -295,6 +305,7 @@ async fn reconcile_inner(mc: &MediaCluster, ctx: &Context) -> Result<Action> {
     }
     let inputs = Inputs {
         default_tag: ctx.default_tag.clone(),
+        operator_namespace: ctx.operator_namespace.clone(),
     };
     let desired = match build::desired(mc, &inputs) {
         Ok(desired) => desired,

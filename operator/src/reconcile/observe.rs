@@ -5,6 +5,7 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,6 +30,8 @@ pub struct Stores {
     pub pdbs: Store<PartialObjectMeta<PodDisruptionBudget>>,
     /// HPAs, metadata only.
     pub hpas: Store<PartialObjectMeta<HorizontalPodAutoscaler>>,
+    /// NetworkPolicies, metadata only.
+    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
 }
 
 fn owned_by<K: Resource>(obj: &K, namespace: &str, uid: &str) -> bool {
@@ -100,6 +103,13 @@ impl Stores {
             uid,
             &mut out,
         );
+        keys_of(
+            &self.network_policies,
+            Kind::NetworkPolicy,
+            namespace,
+            uid,
+            &mut out,
+        );
         out
     }
 
@@ -140,6 +150,7 @@ impl Stores {
             && self.config_maps.wait_until_ready().await.is_ok()
             && self.pdbs.wait_until_ready().await.is_ok()
             && self.hpas.wait_until_ready().await.is_ok()
+            && self.network_policies.wait_until_ready().await.is_ok()
     }
 }
 

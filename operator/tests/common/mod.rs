@@ -112,6 +112,7 @@ impl InProcess {
             instance: format!("test-{namespace}"),
             concurrency: 4,
             autoscale,
+            operator_namespace: Some(namespace.to_owned()),
         };
         let task = tokio::spawn(reconcile::run(
             client,
