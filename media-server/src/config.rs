@@ -93,6 +93,27 @@ pub struct HlsConfig {
     pub segment_duration_secs: u32,
     /// Number of segments in the live playlist's sliding window.
     pub window: u32,
+    /// Low-latency HLS with CMAF (fMP4) parts at `/APP/NAME/ll.m3u8`.
+    pub ll: LlHlsConfig,
+}
+
+/// Low-latency HLS (CMAF segments and parts, blocking reloads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlHlsConfig {
+    /// Cut CMAF parts and serve `ll.m3u8` (needs `hls.enabled`).
+    pub enabled: bool,
+    /// Part target duration in milliseconds (parts end at frame boundaries at or before it).
+    pub part_duration_ms: u32,
+}
+
+impl Default for LlHlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            part_duration_ms: 500,
+        }
+    }
 }
 
 /// Limits on what peers may cost the server.
@@ -337,6 +358,7 @@ impl Default for HlsConfig {
             enabled: true,
             segment_duration_secs: 2,
             window: 6,
+            ll: LlHlsConfig::default(),
         }
     }
 }
@@ -503,6 +525,12 @@ impl Config {
             bad(
                 "hls.segment_duration_secs",
                 format!("{} is outside 1..=60", self.hls.segment_duration_secs),
+            );
+        }
+        if !(50..=5000).contains(&self.hls.ll.part_duration_ms) {
+            bad(
+                "hls.ll.part_duration_ms",
+                format!("{} is outside 50..=5000", self.hls.ll.part_duration_ms),
             );
         }
         if self.hls.window == 0 {

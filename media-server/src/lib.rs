@@ -10,6 +10,7 @@ pub mod config;
 pub mod drain;
 pub mod edge;
 pub mod flv;
+pub mod fmp4;
 pub mod fuzzing;
 pub mod hls;
 pub mod http;

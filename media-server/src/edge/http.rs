@@ -44,18 +44,22 @@ pub fn classify(path: &str) -> Option<LivePath> {
     let ok = |s: &str| check_name(s).is_ok() && s != "vod";
     match parts.as_slice() {
         [app, file] if ok(app) => {
-            let name = file.strip_suffix(".flv")?;
+            // `.mp4` is the live fMP4 stream: pulled on demand like HTTP-FLV.
+            let name = file
+                .strip_suffix(".flv")
+                .or_else(|| file.strip_suffix(".mp4"))?;
             check_name(name).ok()?;
             Some(LivePath::Flv(StreamKey::new(*app, name)))
         }
         [app, name, file] if ok(app) && check_name(name).is_ok() => {
             let key = StreamKey::new(*app, *name);
-            if *file == crate::hls::http::PLAYLIST {
+            if *file == crate::hls::http::PLAYLIST || *file == crate::hls::ll_playlist::PLAYLIST {
                 Some(LivePath::Playlist(key))
-            } else if file
-                .strip_prefix("seg-")
-                .and_then(|f| f.strip_suffix(".ts"))
-                .is_some()
+            } else if crate::hls::ll_http::is_ll_file(file)
+                || file
+                    .strip_prefix("seg-")
+                    .and_then(|f| f.strip_suffix(".ts"))
+                    .is_some()
             {
                 Some(LivePath::Segment(key))
             } else {
@@ -139,8 +143,19 @@ mod tests {
         );
         assert_eq!(
             classify("/live/cam/seg-4000.ts"),
-            Some(LivePath::Segment(k))
+            Some(LivePath::Segment(k.clone()))
         );
+        assert_eq!(classify("/live/cam.mp4"), Some(LivePath::Flv(k.clone())));
+        assert_eq!(
+            classify("/live/cam/ll.m3u8"),
+            Some(LivePath::Playlist(k.clone()))
+        );
+        for f in ["init.mp4", "seg-2000.m4s", "part-2500.m4s"] {
+            assert_eq!(
+                classify(&format!("/live/cam/{f}")),
+                Some(LivePath::Segment(k.clone()))
+            );
+        }
         for p in [
             "/vod/a.flv",
             "/vod/x/index.m3u8",

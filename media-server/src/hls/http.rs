@@ -44,11 +44,16 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let req = axum_glue::request(&method, &uri, &headers, Some(client.0.ip()));
+    if super::ll_http::is_ll_file(&file) {
+        return super::ll_http::answer(&service, &app, &name, &file, uri.query(), &req)
+            .await
+            .into_response();
+    }
     answer(&service, &app, &name, &file, &req).into_response()
 }
 
 /// A stable id of one player: its address and user agent.
-fn session_id(req: &FileRequest<'_>) -> String {
+pub(crate) fn session_id(req: &FileRequest<'_>) -> String {
     let mut h = DefaultHasher::new();
     req.client.hash(&mut h);
     req.user_agent.hash(&mut h);

@@ -1,7 +1,10 @@
 //! HLS: MPEG-TS segments cut on keyframes, the sliding live window and its
 //! playlist.
 
+pub mod cmaf;
 pub mod http;
+pub mod ll_http;
+pub mod ll_playlist;
 pub mod playlist;
 pub mod segmenter;
 pub mod service;

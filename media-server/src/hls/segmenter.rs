@@ -102,6 +102,8 @@ pub struct Segmenter {
     ended: bool,
     /// The last `onMetaData` seen (a different one mid-session cuts).
     last_metadata: Option<Bytes>,
+    /// Continuous timeline position of the last tag pushed (the CMAF cutter follows it).
+    last_ms: Option<u64>,
 }
 
 /// What `push` did with a tag.
@@ -134,7 +136,13 @@ impl Segmenter {
             pending_discontinuity: false,
             ended: false,
             last_metadata: None,
+            last_ms: None,
         }
+    }
+
+    /// Continuous timeline position of the last tag pushed, ms.
+    pub fn last_ms(&self) -> Option<u64> {
+        self.last_ms
     }
 
     /// A publisher started (or restarted) the stream at wall-clock `now`.
@@ -171,6 +179,7 @@ impl Segmenter {
             self.start_session(SystemTime::UNIX_EPOCH);
         }
         let ms = self.continuous(tag.timestamp);
+        self.last_ms = Some(ms);
         if tag.is_sequence_header() {
             let mut scratch = Vec::new();
             let _ = self.muxer.write_tag(tag, ms, &mut scratch);

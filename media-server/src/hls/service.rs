@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::cmaf::{CmafConfig, CmafSegmenter};
 use super::segmenter::{Segmenter, SegmenterConfig};
 use crate::config::HlsConfig;
 use crate::hub::{Delivery, Hub, PublicationEvent, StreamKey};
@@ -19,6 +20,8 @@ const ENDED_KEEP: Duration = Duration::from_mins(1);
 /// One stream's segmenter and which publication feeds it.
 struct Entry {
     segmenter: Segmenter,
+    /// CMAF parts for LL-HLS, fed the TS segmenter's timeline.
+    cmaf: Option<CmafSegmenter>,
     /// The publication feeding it; an older feeder stops when this moves on.
     epoch: u64,
     ended_at: Option<Instant>,
@@ -29,6 +32,9 @@ struct Entry {
 pub struct HlsService {
     streams: Arc<Mutex<HashMap<StreamKey, Entry>>>,
     config: SegmenterConfig,
+    ll: Option<CmafConfig>,
+    /// Bumped whenever a CMAF part is cut or a stream ends (blocking reloads wait on it).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     hub: Hub,
 }
 
@@ -45,6 +51,12 @@ impl HlsService {
                 target_ms: u64::from(config.segment_duration_secs.max(1)) * 1000,
                 window: usize::try_from(config.window.max(1)).unwrap_or(6),
             },
+            ll: config.ll.enabled.then(|| CmafConfig {
+                target_ms: u64::from(config.segment_duration_secs.max(1)) * 1000,
+                part_ms: u64::from(config.ll.part_duration_ms),
+                window: usize::try_from(config.window.max(1)).unwrap_or(6),
+            }),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
             hub,
         }
     }
@@ -98,6 +110,9 @@ impl HlsService {
                 .is_some_and(|t| now.duration_since(t) >= ENDED_KEEP)
             {
                 e.segmenter.drop_segments();
+                if let Some(c) = e.cmaf.as_mut() {
+                    c.drop_segments();
+                }
                 e.ended_at = None;
             }
         }
@@ -117,12 +132,17 @@ impl HlsService {
             let mut streams = lock(&self.streams);
             let entry = streams.entry(key.clone()).or_insert_with(|| Entry {
                 segmenter: Segmenter::new(self.config),
+                cmaf: self.ll.map(CmafSegmenter::new),
                 epoch,
                 ended_at: None,
             });
             entry.epoch = epoch;
             entry.ended_at = None;
-            entry.segmenter.start_session(SystemTime::now());
+            let now = SystemTime::now();
+            entry.segmenter.start_session(now);
+            if let Some(c) = entry.cmaf.as_mut() {
+                c.start_session(now);
+            }
         }
         let this = self.clone();
         let shutdown = shutdown.clone();
@@ -148,10 +168,16 @@ impl HlsService {
                 return; // a newer publication took over
             };
             let mut unpublished = ended;
+            let mut changed = false;
             for d in &batch {
                 match d {
                     Delivery::Frame(f) => {
                         entry.segmenter.push(&f.tag);
+                        if let Some(c) = entry.cmaf.as_mut()
+                            && let Some(ms) = entry.segmenter.last_ms()
+                        {
+                            changed |= c.push(&f.tag, ms);
+                        }
                     }
                     Delivery::Unpublished => {
                         unpublished = true;
@@ -162,8 +188,17 @@ impl HlsService {
             }
             if unpublished {
                 entry.segmenter.end_session();
+                if let Some(c) = entry.cmaf.as_mut() {
+                    c.end_session();
+                }
                 entry.ended_at = Some(Instant::now());
+                drop(streams);
+                self.changes.send_modify(|n| *n += 1);
                 return;
+            }
+            drop(streams);
+            if changed {
+                self.changes.send_modify(|n| *n += 1);
             }
         }
     }
@@ -184,6 +219,22 @@ impl HlsService {
             .segmenter
             .segment(name)
             .map(|s| s.data.clone())
+    }
+
+    /// Runs `f` on `key`'s CMAF segmenter, if LL-HLS is on and the stream has state.
+    pub fn with_cmaf<T>(&self, key: &StreamKey, f: impl FnOnce(&CmafSegmenter) -> T) -> Option<T> {
+        let streams = lock(&self.streams);
+        streams.get(key)?.cmaf.as_ref().map(f)
+    }
+
+    /// A receiver that sees a change whenever any stream's CMAF state moves.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// True if LL-HLS is on.
+    pub fn ll_enabled(&self) -> bool {
+        self.ll.is_some()
     }
 
     /// The target duration of `key`'s segments, ms.

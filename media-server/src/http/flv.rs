@@ -101,6 +101,9 @@ pub async fn play(
     State(state): State<AppState>,
     Path((app, file)): Path<(String, String)>,
 ) -> Response {
+    if let Some(name) = file.strip_suffix(".mp4") {
+        return super::live_mp4::play(&state, &app, name);
+    }
     let Some(name) = file.strip_suffix(".flv") else {
         return not_found("not found");
     };

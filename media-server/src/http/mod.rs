@@ -5,6 +5,7 @@
 mod api;
 mod flv;
 mod listener;
+mod live_mp4;
 pub mod metrics;
 mod request_head;
 
