@@ -49,6 +49,8 @@ pub struct Directives {
     pub part: Option<u64>,
     /// `_HLS_skip=YES` (or `v2`).
     pub skip: bool,
+    /// The rest of the query (e.g. a playback token), carried to every URI.
+    pub carry: String,
 }
 
 impl Directives {
@@ -61,7 +63,14 @@ impl Directives {
                 "_HLS_msn" => d.msn = Some(v.parse().ok()?),
                 "_HLS_part" => d.part = Some(v.parse().ok()?),
                 "_HLS_skip" => d.skip = matches!(v, "YES" | "v2"),
-                _ => {}
+                "" => {}
+                k if k.starts_with("_HLS_") => {}
+                _ => {
+                    if !d.carry.is_empty() {
+                        d.carry.push('&');
+                    }
+                    d.carry.push_str(pair);
+                }
             }
         }
         Some(d)
@@ -117,7 +126,7 @@ pub async fn answer(
                     return None;
                 }
                 Some(match ll_playlist::blocking(c, d.msn, d.part) {
-                    Blocking::Ready => Ok(ll_playlist::render(c, d.skip)),
+                    Blocking::Ready => Ok(ll_playlist::render(c, d.skip, &d.carry)),
                     other => Err(other),
                 })
             });
@@ -193,7 +202,8 @@ mod tests {
             Some(Directives {
                 msn: Some(4),
                 part: Some(2),
-                skip: true
+                skip: true,
+                carry: "token=a".into(),
             })
         );
         assert_eq!(Directives::parse(Some("_HLS_msn=x")), None);

@@ -39,12 +39,21 @@ fn date(t: SystemTime) -> String {
     utc.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn write_part(out: &mut String, p: &CmafPart) {
+/// `name`, with the request's query carried over (a signed URL's token).
+fn uri(name: &str, query: &str) -> String {
+    if query.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}?{query}")
+    }
+}
+
+fn write_part(out: &mut String, p: &CmafPart, query: &str) {
     let _ = write!(
         out,
         "#EXT-X-PART:DURATION={},URI=\"{}\"",
         secs(p.duration_ms),
-        p.name
+        uri(&p.name, query)
     );
     if p.independent {
         out.push_str(",INDEPENDENT=YES");
@@ -53,7 +62,9 @@ fn write_part(out: &mut String, p: &CmafPart) {
 }
 
 /// Renders the playlist; `skip` asks for a delta update (`_HLS_skip=YES`).
-pub fn render(seg: &CmafSegmenter, skip: bool) -> String {
+/// `query` (the request's, without `_HLS_` directives) is appended to every
+/// URI, so players keep presenting a playback token on each request.
+pub fn render(seg: &CmafSegmenter, skip: bool, query: &str) -> String {
     let target = seg.target_duration_secs();
     let part_target = seg.part_target_ms();
     let window: Vec<_> = seg.window().collect();
@@ -84,7 +95,7 @@ pub fn render(seg: &CmafSegmenter, skip: bool) -> String {
             "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}"
         );
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{INIT}\"");
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", uri(INIT, query));
     // Delta update: segments ending more than CAN-SKIP-UNTIL before the
     // end of the playlist are replaced by one EXT-X-SKIP.
     let total_ms: u64 = window.iter().map(|s| s.duration_ms).sum::<u64>()
@@ -112,10 +123,15 @@ pub fn render(seg: &CmafSegmenter, skip: bool) -> String {
         }
         if i >= parts_from {
             for p in &s.parts {
-                write_part(&mut out, p);
+                write_part(&mut out, p, query);
             }
         }
-        let _ = writeln!(out, "#EXTINF:{},\n{}", secs(s.duration_ms), s.name);
+        let _ = writeln!(
+            out,
+            "#EXTINF:{},\n{}",
+            secs(s.duration_ms),
+            uri(&s.name, query)
+        );
     }
     if let Some((_, discontinuity, pdt, parts)) = open {
         if discontinuity {
@@ -125,11 +141,15 @@ pub fn render(seg: &CmafSegmenter, skip: bool) -> String {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", date(t));
         }
         for p in parts {
-            write_part(&mut out, p);
+            write_part(&mut out, p, query);
         }
     }
     if let Some(hint) = seg.next_part_name() {
-        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
+        let _ = writeln!(
+            out,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            uri(&hint, query)
+        );
     }
     if seg.ended() {
         out.push_str("#EXT-X-ENDLIST\n");

@@ -7,7 +7,7 @@ fn lines(p: &str) -> Vec<&str> {
 
 #[test]
 fn header_tags_come_first_in_order() {
-    let p = render(&fed(7000), false);
+    let p = render(&fed(7000), false, "");
     let l = lines(&p);
     assert_eq!(l[0], "#EXTM3U");
     assert_eq!(l[1], "#EXT-X-VERSION:9");
@@ -52,7 +52,7 @@ fn header_tags_come_first_in_order() {
 
 #[test]
 fn parts_fit_the_part_target_and_keyframes_are_independent() {
-    let p = render(&fed(7000), false);
+    let p = render(&fed(7000), false, "");
     let mut n = 0;
     for l in p.lines().filter(|l| l.starts_with("#EXT-X-PART:")) {
         n += 1;
@@ -89,7 +89,7 @@ fn parts_fit_the_part_target_and_keyframes_are_independent() {
 #[test]
 fn parts_are_listed_for_recent_segments_only() {
     let s = fed(13_000);
-    let p = render(&s, false);
+    let p = render(&s, false, "");
     let first_seg = s.window().next().unwrap();
     assert!(
         !p.contains(&format!("part-{}.m4s", first_seg.start_ms)),
@@ -105,8 +105,8 @@ fn parts_are_listed_for_recent_segments_only() {
 #[test]
 fn delta_update_skips_old_segments() {
     let s = fed_window(21_900, 10);
-    let full = render(&s, false);
-    let delta = render(&s, true);
+    let full = render(&s, false, "");
+    let delta = render(&s, true, "");
     let skipped: usize = delta
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS="))
@@ -142,8 +142,25 @@ fn blocking_reload_semantics() {
 fn ended_stream_has_endlist_and_no_hint() {
     let mut s = fed(5000);
     s.end_session();
-    let p = render(&s, false);
+    let p = render(&s, false, "");
     assert!(p.ends_with("#EXT-X-ENDLIST\n"), "{p}");
     assert!(!p.contains("PRELOAD-HINT"));
     assert_eq!(blocking(&s, Some(99), None), Blocking::Ready);
+}
+
+#[test]
+fn the_request_query_is_carried_to_every_uri() {
+    let p = render(&fed(5000), false, "token=abc");
+    let uris: Vec<&str> = p
+        .lines()
+        .filter_map(|l| {
+            if l.starts_with('#') {
+                l.split("URI=\"").nth(1)?.split('"').next()
+            } else {
+                Some(l)
+            }
+        })
+        .collect();
+    assert!(uris.len() > 10, "{p}");
+    assert!(uris.iter().all(|u| u.ends_with("?token=abc")), "{p}");
 }
