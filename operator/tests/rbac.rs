@@ -245,3 +245,78 @@ async fn operator_works_under_exactly_its_role() {
         operator.output()
     );
 }
+
+/// The chart's role, impersonated as the operator's ServiceAccount, cannot
+/// read Secrets anywhere (the pods mount them by name; the operator never
+/// reads one), while the objects it does manage, NetworkPolicies included,
+/// are open to it.
+#[tokio::test]
+async fn operator_role_cannot_read_secrets() {
+    let cluster = Cluster::shared().await.expect("test cluster");
+    let ns = cluster.namespace("op-nosecret").await.expect("namespace");
+    let admin = cluster.client().await.expect("client");
+    let _cleanup = ClusterScoped(&cluster, format!("fleetcast-operator-{}", ns.name));
+    let mut yaml = String::new();
+    for doc in rbac_for(&ns.name) {
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml_ng::to_string(&doc).unwrap());
+    }
+    kubectl_stdin(&cluster, &["apply", "-f", "-"], &yaml);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "stream-keys"},
+        "stringData": {"live.cam1": "k1"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(admin, &ns.name)
+        .create(&kube::api::PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    let mut config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(cluster.kubeconfig()).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{}:fleetcast-operator",
+        ns.name
+    ));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{}", ns.name),
+        "system:authenticated".to_owned(),
+    ]);
+    let operator = kube::Client::try_from(config).unwrap();
+
+    let forbidden = |what: &str, result: kube::Result<()>| match result {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{what}: {status:?}"),
+        other => panic!("the operator's role can {what}: {other:?}"),
+    };
+    let here: Api<Secret> = Api::namespaced(operator.clone(), &ns.name);
+    let everywhere: Api<Secret> = Api::all(operator.clone());
+    forbidden("get a Secret", here.get("stream-keys").await.map(|_| ()));
+    forbidden(
+        "list Secrets in a namespace",
+        here.list(&ListParams::default()).await.map(|_| ()),
+    );
+    forbidden(
+        "list Secrets in every namespace",
+        everywhere.list(&ListParams::default()).await.map(|_| ()),
+    );
+    forbidden(
+        "watch Secrets",
+        here.watch(&kube::api::WatchParams::default(), "0")
+            .await
+            .map(|_| ()),
+    );
+    // The same identity may do its job: the 403s are about Secrets, not a broken login.
+    Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(operator.clone(), &ns.name)
+        .list(&ListParams::default())
+        .await
+        .expect("the role lists NetworkPolicies");
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::all(operator)
+        .list(&ListParams::default())
+        .await
+        .expect("the role lists ConfigMaps");
+}
