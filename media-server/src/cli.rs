@@ -53,6 +53,61 @@ pub enum RoleArgs {
         #[arg(long, default_value = "cache")]
         cache_dir: PathBuf,
     },
+    /// Not a role: print URL signed for playback (`auth.play_signing_secret_file`).
+    SignUrl(SignUrlArgs),
+}
+
+/// `sign-url`: `?expires=&token=` appended to a playback URL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignUrlArgs {
+    /// The signing secret file (its first line signs).
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// Seconds from now until the URL expires.
+    #[arg(long)]
+    pub ttl_secs: u64,
+    /// Bind the URL to this viewer address (servers with `play_signing_bind_addr`).
+    #[arg(long)]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// `rtmp://HOST/APP/NAME`, `http://HOST/APP/NAME.flv`,
+    /// `http://HOST/APP/NAME/index.m3u8` or `http://HOST/vod/FILE`.
+    pub url: String,
+}
+
+/// Why `sign-url` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignUrlError {
+    /// The secret file could not be read or is empty.
+    #[error("secret file {path}: {why}")]
+    Secret {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The URL is not a playback URL.
+    #[error("{0}")]
+    Url(String),
+}
+
+impl SignUrlArgs {
+    /// The signed URL, expiring `ttl_secs` after `now` (Unix seconds).
+    pub fn sign(&self, now: u64) -> Result<String, SignUrlError> {
+        let secrets = crate::auth::reload::load_lines(&self.secret_file).map_err(|why| {
+            SignUrlError::Secret {
+                path: self.secret_file.clone(),
+                why,
+            }
+        })?;
+        let first = secrets.first().map(String::as_bytes).unwrap_or_default();
+        crate::auth::signing::sign_url(
+            first,
+            &self.url,
+            now.saturating_add(self.ttl_secs),
+            self.client_ip,
+        )
+        .map_err(SignUrlError::Url)
+    }
 }
 
 impl Cli {
@@ -61,6 +116,11 @@ impl Cli {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         if let Some(path) = self.config {
             return Config::load(&path);
+        }
+        if let Some(RoleArgs::SignUrl(_)) = self.role {
+            return Err(ConfigError::Invalid(vec![
+                "sign-url is a command, not a role: use Cli::sign_url".into(),
+            ]));
         }
         let role = self.role.unwrap_or(RoleArgs::Origin {
             rtmp: SocketAddr::from(([0, 0, 0, 0], crate::config::DEFAULT_RTMP_PORT)),
@@ -78,6 +138,7 @@ impl Cli {
                 data_dir: data,
                 ..Config::default()
             },
+            RoleArgs::SignUrl(_) => Config::default(),
             RoleArgs::Edge {
                 rtmp,
                 http,
@@ -106,6 +167,16 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// The `sign-url` arguments, when that is the command.
+    pub fn sign_url(&self) -> Option<&SignUrlArgs> {
+        match &self.role {
+            Some(RoleArgs::SignUrl(args)) => Some(args),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +197,37 @@ mod tests {
         assert_eq!(c.rtmp.listen.port(), 1936);
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.data_dir, PathBuf::from("d"));
+    }
+
+    #[test]
+    fn sign_url_signs_with_the_first_secret() {
+        let dir = std::env::temp_dir().join(format!("fc-cli-sign-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("secret");
+        std::fs::write(&secret, "first\nsecond\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "fleetcast-media",
+            "sign-url",
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--ttl-secs",
+            "60",
+            "http://h:8080/live/cam.flv",
+        ])
+        .unwrap();
+        let url = cli.sign_url().unwrap().sign(1000).unwrap();
+        let token = crate::auth::signing::token(
+            b"first",
+            "live/cam",
+            1060,
+            crate::auth::signing::Binding::None,
+        );
+        assert_eq!(
+            url,
+            format!("http://h:8080/live/cam.flv?expires=1060&token={token}")
+        );
+        assert!(cli.into_config().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

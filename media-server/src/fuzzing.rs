@@ -68,7 +68,7 @@ pub fn rtmp_session(data: &[u8]) {
                     match ev {
                         crate::rtmp::ServerEvent::Connect { .. } => s.accept_connect(),
                         crate::rtmp::ServerEvent::Publish { name, .. } => s.accept_publish(&name),
-                        crate::rtmp::ServerEvent::Play { name } => s.accept_play(&name),
+                        crate::rtmp::ServerEvent::Play { name, .. } => s.accept_play(&name),
                         _ => {}
                     }
                 }

@@ -4,6 +4,7 @@
 //! Layers: bytes → containers (`flv`) → protocols (`rtmp`, `http`) → the
 //! stream `hub` → roles (`server`) → the binary.
 pub mod amf0;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;

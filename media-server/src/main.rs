@@ -20,7 +20,15 @@ fn init_logging(config: &Config) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let config = Cli::parse().into_config().context("configuration")?;
+    let cli = Cli::parse();
+    if let Some(args) = cli.sign_url() {
+        let url = args
+            .sign(fleetcast_media::auth::unix_now())
+            .context("sign-url")?;
+        println!("{url}");
+        return Ok(());
+    }
+    let config = cli.into_config().context("configuration")?;
     init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

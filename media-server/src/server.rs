@@ -40,6 +40,8 @@ pub struct AppState {
     pub egress: Arc<crate::stats::EgressMeter>,
     /// Who may publish.
     pub publish_auth: Arc<PublishAuth>,
+    /// Who may play.
+    pub play_auth: Arc<PlayAuth>,
     /// The edge's live relay (`None` on origins).
     pub edge: Option<crate::edge::Edge>,
     /// The RTMP listener's address once bound (`/api/streams` tells it to
@@ -50,49 +52,7 @@ pub struct AppState {
     pub cache: Option<crate::cache::EdgeCache>,
 }
 
-/// Publish authorization, from `auth.publish_token_file`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishAuth {
-    /// Anyone may publish to a configured app.
-    Open,
-    /// Publishers must pass `?token=` with this value.
-    Token(String),
-    /// The token file could not be read: nobody may publish (fail closed).
-    Unreadable,
-}
-
-impl PublishAuth {
-    /// Reads the token file of `config`, if any.
-    pub fn from_config(config: &Config) -> Self {
-        let Some(path) = &config.auth.publish_token_file else {
-            return Self::Open;
-        };
-        match std::fs::read_to_string(path) {
-            Ok(t) if !t.trim().is_empty() => Self::Token(t.trim().to_owned()),
-            Ok(_) => {
-                warn!(path = %path.display(), "publish token file is empty: refusing every publisher");
-                Self::Unreadable
-            }
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "publish token file unreadable: refusing every publisher");
-                Self::Unreadable
-            }
-        }
-    }
-
-    /// True when a publish whose stream name carried `query` may go ahead.
-    pub fn allows(&self, query: Option<&str>) -> bool {
-        match self {
-            Self::Open => true,
-            Self::Unreadable => false,
-            Self::Token(want) => query.is_some_and(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .any(|(k, v)| k == "token" && v.as_bytes() == want.as_bytes())
-            }),
-        }
-    }
-}
+pub use crate::auth::{PlayAuth, PublishAuth};
 
 impl AppState {
     /// State for `config` with a fresh hub.
@@ -104,6 +64,8 @@ impl AppState {
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
         let per_ip = crate::peer_limits::PerIpLimit::new(config.limits.max_connections_per_ip);
         let publish_auth = Arc::new(PublishAuth::from_config(&config));
+        let play_auth = Arc::new(PlayAuth::from_config(&config));
+        play_auth.sign_upstream_requests();
         let tasks = TaskTracker::new();
         let edge =
             crate::edge::Edge::from_config(&config, hub.clone(), shutdown.clone(), tasks.clone());
@@ -117,6 +79,7 @@ impl AppState {
             egress: Arc::default(),
             tasks,
             publish_auth,
+            play_auth,
             edge,
             rtmp_local: Arc::default(),
             cache: None,
@@ -270,29 +233,5 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_token_must_match() {
-        let auth = PublishAuth::Token("s3cret".into());
-        assert!(auth.allows(Some("token=s3cret")));
-        assert!(auth.allows(Some("x=1&token=s3cret")));
-        assert!(!auth.allows(Some("token=nope")));
-        assert!(!auth.allows(None));
-        assert!(PublishAuth::Open.allows(None));
-        assert!(!PublishAuth::Unreadable.allows(Some("token=s3cret")));
-        let config = Config {
-            auth: crate::config::AuthConfig {
-                publish_token_file: Some("/nonexistent/token".into()),
-                ..Default::default()
-            },
-            ..Config::default()
-        };
-        assert_eq!(PublishAuth::from_config(&config), PublishAuth::Unreadable);
     }
 }

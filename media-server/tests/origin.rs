@@ -122,7 +122,10 @@ fn a_second_publisher_is_refused_and_the_first_keeps_going() {
     assert!(p.video_packets >= 30, "{p:?}");
     let samples = parse_metrics(&server.get("/metrics").1);
     assert_eq!(
-        metric(&samples, "fleetcast_media_publish_refused_total"),
+        metric(
+            &samples,
+            "fleetcast_media_publish_refused_total{reason=\"already_publishing\"}"
+        ),
         1.0
     );
     assert!(server.log().contains("publish refused"));

@@ -244,7 +244,10 @@ impl Fetcher {
                 } else {
                     hyper::Method::GET
                 })
-                .uri(format!("http://{addr}{path}"))
+                .uri(format!(
+                    "http://{addr}{}",
+                    crate::auth::upstream::sign_path(path)
+                ))
                 .header(header::HOST, host.as_str())
                 .header(header::USER_AGENT, "fleetcast-edge");
             for (name, value) in forward {
@@ -302,7 +305,9 @@ impl Fetcher {
     ) -> Result<Fetched, FetchError> {
         let mut last = FetchError::Unreachable("no address resolved".into());
         for (host, addr) in addrs {
-            let mut req = hyper::Request::get(format!("http://{addr}{path}"))
+            // Signed by this edge when play signing is on (`auth::upstream`).
+            let signed = crate::auth::upstream::sign_path(path);
+            let mut req = hyper::Request::get(format!("http://{addr}{signed}"))
                 .header(header::HOST, host.as_str())
                 .header(header::USER_AGENT, "fleetcast-edge");
             if from_peer {

@@ -192,7 +192,13 @@ pub async fn open_pull(
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Pull, EdgeError> {
-    let url = format!("rtmp://{upstream}/{}/{}", key.app, key.name);
+    // Signed by this edge when play signing is on (`auth::upstream`).
+    let url = format!(
+        "rtmp://{upstream}/{}/{}{}",
+        key.app,
+        key.name,
+        crate::auth::upstream::rtmp_suffix(&key.app, &key.name)
+    );
     let mut puller = Puller::connect(&url, timeouts.connect)
         .await
         .map_err(|e| EdgeError::Pull(upstream, e.to_string()))?;

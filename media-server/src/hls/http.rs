@@ -49,7 +49,24 @@ async fn handle(
             .await
             .into_response();
     }
-    answer(&service, &app, &name, &file, &req).into_response()
+    let mut response = answer(&service, &app, &name, &file, &req);
+    // Segment URIs carry the playlist's query (a signed URL's token), so
+    // players that resolve them against the playlist keep being allowed.
+    if let (Some(query), Body::Bytes(text)) = (uri.query(), &response.body)
+        && file == PLAYLIST
+        && response.status == 200
+        && !query.is_empty()
+    {
+        let rewritten =
+            crate::auth::http::carry_query(&String::from_utf8_lossy(text), query).into_bytes();
+        for (name, value) in &mut response.headers {
+            if *name == "content-length" {
+                *value = rewritten.len().to_string();
+            }
+        }
+        response.body = Body::Bytes(Bytes::from(rewritten));
+    }
+    response.into_response()
 }
 
 /// A stable id of one player: its address and user agent.

@@ -133,16 +133,17 @@ pub fn render(m: &Metrics, streams: &[StreamInfo]) -> String {
         "fleetcast_media_slow_viewers_dropped_total",
         &m.slow_viewers_dropped,
     );
-    family(
+    m.publish_refused_by.render(
         &mut out,
         "fleetcast_media_publish_refused_total",
-        "counter",
-        "Publish attempts refused (stream already publishing).",
+        "Publish attempts refused, by reason.",
+        crate::auth::reason::PUBLISH_REASONS,
     );
-    let _ = writeln!(
-        out,
-        "fleetcast_media_publish_refused_total {}",
-        load(&m.publish_refused)
+    m.play_refused.render(
+        &mut out,
+        "fleetcast_media_play_refused_total",
+        "Plays refused by authorization, by reason.",
+        crate::auth::reason::PLAY_REASONS,
     );
     family(
         &mut out,

@@ -57,6 +57,11 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             crate::edge::http::on_demand,
         ));
     }
+    // Outermost: a refused play costs no edge pull (`auth::http`).
+    app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::http::check_play,
+    ));
     let app = app.into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())

@@ -85,6 +85,10 @@ pub struct Metrics {
     pub slow_viewers_dropped: PerProtocol,
     /// Publish attempts refused (stream busy, unknown app).
     pub publish_refused: AtomicU64,
+    /// Publishes refused by authorization or a busy stream, by reason (`auth`).
+    pub publish_refused_by: crate::auth::RefusalCounts,
+    /// Plays refused by authorization, by reason (`auth`).
+    pub play_refused: crate::auth::RefusalCounts,
     /// Hostile input refused, by reason (`peer_limits`).
     pub refused: crate::peer_limits::Refusals,
 }

@@ -66,6 +66,9 @@ struct Conn {
     closing: Option<Instant>,
     /// A VOD play waiting to be opened (file I/O happens in the loop, not in event handling).
     vod_request: Option<String>,
+    /// A publish or play waiting for its authorization (webhooks are
+    /// asked in the loop, not in event handling; see `conn_auth`).
+    auth_request: Option<AuthRequest>,
     /// Directory part of a VOD path that the client put into the app name.
     vod_dir: Option<String>,
     /// Tags of the VOD file being played, paced by its own task.
@@ -81,6 +84,11 @@ struct Conn {
     /// A publisher's bitrate cap (`limits.max_publish_bitrate`), from its first media.
     ingest: Option<super::ingest_rate::IngestMeter>,
 }
+
+/// Publish and play authorization (`conn_auth`).
+#[path = "conn_auth.rs"]
+mod auth;
+use auth::AuthRequest;
 
 /// A play on an edge whose stream is being pulled from upstream.
 struct PendingPlay {
@@ -116,6 +124,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         subscriber: None,
         closing: None,
         vod_request: None,
+        auth_request: None,
         vod_dir: None,
         vod: None,
         last_activity: Instant::now(),
@@ -219,6 +228,9 @@ impl Conn {
                     }
                     if let Some(end) = READ_BUF.with_borrow_mut(|buf| self.read_some(buf)) {
                         return end;
+                    }
+                    if let Some(request) = self.auth_request.take() {
+                        self.authorize(request).await;
                     }
                     if let Some(name) = self.vod_request.take() {
                         self.open_vod(&name).await;
@@ -385,23 +397,15 @@ impl Conn {
                 }
             }
             ServerEvent::Publish { name, query } => {
-                if self.state.publish_auth.allows(query.as_deref()) {
-                    self.on_publish(&name);
+                self.auth_request = Some(AuthRequest::Publish { name, query });
+            }
+            ServerEvent::Play { name, query } => {
+                if self.state.play_auth.is_open() {
+                    self.on_play(&name);
                 } else {
-                    info!(peer = %self.peer, %name, "publish refused: bad or missing token");
-                    self.state
-                        .hub
-                        .metrics()
-                        .publish_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.session.reject_publish(
-                        "NetStream.Publish.BadAuth",
-                        "invalid or missing publish token",
-                    );
-                    self.close_after_flush();
+                    self.auth_request = Some(AuthRequest::Play { name, query });
                 }
             }
-            ServerEvent::Play { name } => self.on_play(&name),
             ServerEvent::Media(tag) => {
                 if let Some(p) = &self.publisher {
                     p.send(tag);
@@ -446,9 +450,13 @@ impl Conn {
                 self.key = Some(key);
             }
             Err(e) => {
-                info!(peer = %self.peer, stream = %key, reason = %e, "publish refused");
+                warn!(peer = %self.peer, stream = %key, reason = %e, "publish refused");
                 let desc = match e {
-                    PublishError::AlreadyPublishing(_) => "stream already publishing",
+                    PublishError::AlreadyPublishing(_) => {
+                        let r = crate::auth::Reason::AlreadyPublishing;
+                        self.state.hub.metrics().publish_refused_by.add(r);
+                        r.describe()
+                    }
                     PublishError::ShuttingDown => "server shutting down",
                 };
                 self.session

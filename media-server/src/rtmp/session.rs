@@ -43,6 +43,8 @@ pub enum ServerEvent {
     Play {
         /// Stream name (query string removed; may carry `mp4:`).
         name: String,
+        /// The query string after `?` in the name, if any (signed URLs: `expires=...&token=...`).
+        query: Option<String>,
     },
     /// Media or metadata from the publisher.
     Media(Tag),
@@ -291,7 +293,7 @@ impl ServerSession {
                 events.push(if cmd.name == "publish" {
                     ServerEvent::Publish { name, query }
                 } else {
-                    ServerEvent::Play { name }
+                    ServerEvent::Play { name, query }
                 });
             }
             "FCUnpublish" | "deleteStream" | "closeStream" => {

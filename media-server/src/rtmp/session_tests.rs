@@ -46,7 +46,7 @@ fn accept_all(s: &mut ServerSession, ev: &ServerEvent) {
     match ev {
         ServerEvent::Connect { .. } => s.accept_connect(),
         ServerEvent::Publish { name, .. } => s.accept_publish(name),
-        ServerEvent::Play { name } => s.accept_play(name),
+        ServerEvent::Play { name, .. } => s.accept_play(name),
         _ => {}
     }
 }
@@ -118,7 +118,13 @@ fn play_flow_receives_shared_chunks() {
     let mut s = server();
     let mut c = ClientSession::new(Mode::Play, "rtmp://h/live", "live", "cam", 1 << 20);
     let (sev, cev) = pump(&mut s, &mut c, &mut accept_all);
-    assert_eq!(sev[1], ServerEvent::Play { name: "cam".into() });
+    assert_eq!(
+        sev[1],
+        ServerEvent::Play {
+            name: "cam".into(),
+            query: None
+        }
+    );
     assert!(cev.contains(&ClientEvent::Started));
     // Media goes out as pre-encoded chunks written straight to the socket.
     let tag = Tag {
