@@ -109,3 +109,38 @@ pub fn flv_tags(data: &[u8]) {
         }
     }
 }
+
+/// The HTTP listener's request-head scanner (size and slowloris limits):
+/// the same bytes give the same verdict whole or in socket-sized pieces.
+pub fn http_head(data: &[u8]) {
+    use crate::http::request_head::{HeadScan, Scan};
+    let max = 512;
+    let mut whole = HeadScan::new(max);
+    let verdict = whole.feed(data);
+    let mut split = HeadScan::new(max);
+    let mut split_verdict = None;
+    for piece in pieces(data) {
+        let v = split.feed(piece);
+        split_verdict = Some(v);
+        if v == Scan::TooLarge {
+            break;
+        }
+    }
+    if verdict == Scan::TooLarge {
+        assert_eq!(
+            split_verdict,
+            Some(Scan::TooLarge),
+            "split scan missed the limit"
+        );
+        assert_eq!(whole.head_len(), max + 1);
+    } else {
+        assert_ne!(
+            split_verdict,
+            Some(Scan::TooLarge),
+            "split scan saw a limit the whole did not"
+        );
+        assert_eq!(whole.phase(), split.phase());
+        assert_eq!(whole.head_len(), split.head_len());
+        assert!(whole.head_len() <= max);
+    }
+}

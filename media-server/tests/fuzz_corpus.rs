@@ -69,3 +69,8 @@ fn flv_tags_corpus() {
 fn http_range_corpus() {
     replay("http_range", fleetcast_media::range::fuzz_headers);
 }
+
+#[test]
+fn http_head_corpus() {
+    replay("http_head", fleetcast_media::fuzzing::http_head);
+}

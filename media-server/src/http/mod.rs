@@ -7,7 +7,7 @@ mod flv;
 mod listener;
 mod live_mp4;
 pub mod metrics;
-mod request_head;
+pub(crate) mod request_head;
 
 use std::time::Duration;
 
