@@ -27,6 +27,9 @@ const SYNC: u32 = 0x0200_0000;
 const NON_SYNC: u32 = 0x0101_0000;
 /// Samples per AAC frame: the last audio sample of a part has no successor.
 const AAC_FRAME: u32 = 1024;
+/// A part holding more than this is dropped (a publisher whose video
+/// stopped while audio goes on, or absurd frames): memory stays bounded.
+const MAX_PART_BYTES: usize = 32 << 20;
 /// Seconds from the NTP epoch (1900) to the Unix epoch.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
@@ -66,6 +69,7 @@ struct Sample {
 
 #[derive(Debug)]
 struct Open {
+    bytes: usize,
     start_ms: u64,
     independent: bool,
     starts_segment: bool,
@@ -145,7 +149,7 @@ impl Fragmenter {
         }
         let keyframe = tag.is_keyframe();
         let done = self.cut(ms, keyframe, now);
-        let open = self.open.as_mut()?;
+        let open = self.open_with_room(tag.data.len())?;
         open.video.push(Sample {
             ms,
             cts_ms: tag.composition_time(),
@@ -169,7 +173,7 @@ impl Fragmenter {
         } else {
             None
         };
-        let open = self.open.as_mut()?;
+        let open = self.open_with_room(tag.data.len())?;
         open.audio.push(Sample {
             ms,
             cts_ms: 0,
@@ -177,6 +181,20 @@ impl Fragmenter {
             data: tag.data.slice(2..),
         });
         done
+    }
+
+    /// The open part, if `more` bytes still fit; else the part is dropped.
+    fn open_with_room(&mut self, more: usize) -> Option<&mut Open> {
+        let open = self.open.as_mut()?;
+        open.bytes += more;
+        if open.bytes > MAX_PART_BYTES {
+            tracing::warn!("fMP4 part over {MAX_PART_BYTES} bytes; dropped");
+            self.open = None;
+            // Start again at a keyframe, in a new segment.
+            self.segment_start = None;
+            return None;
+        }
+        self.open.as_mut()
     }
 
     fn set_tracks(
@@ -226,6 +244,7 @@ impl Fragmenter {
             self.segment_start = Some(ms);
         }
         self.open = Some(Open {
+            bytes: 0,
             start_ms: ms,
             independent,
             starts_segment,

@@ -193,3 +193,35 @@ fn prft_carries_the_first_frames_wall_clock() {
     assert_eq!(prft.ntp_timestamp, ntp(at));
     assert_eq!(ntp(SystemTime::UNIX_EPOCH), NTP_UNIX_OFFSET << 32);
 }
+
+#[test]
+fn audio_without_video_frames_does_not_grow_a_part_forever() {
+    let mut f = Fragmenter::new(config(500));
+    for t in stream(0, 100, 1000) {
+        f.push(&t, u64::from(t.timestamp), None);
+    }
+    // Video stops; large audio frames keep coming into the open part.
+    let big = Tag {
+        kind: TagKind::Audio,
+        timestamp: 0,
+        data: Bytes::from(vec![0xaf; 1 << 20]),
+    };
+    let mut b = big.data.to_vec();
+    b[1] = 1;
+    let big = Tag {
+        data: Bytes::from(b),
+        ..big
+    };
+    for i in 0..40u64 {
+        assert!(f.push(&big, 100 + i, None).is_none());
+    }
+    assert!(
+        f.open_start_ms().is_none(),
+        "the oversized part was dropped"
+    );
+    // The next keyframe starts again.
+    let p = f.push(&video_frame(5000, true, 100), 5000, None);
+    assert!(p.is_none());
+    assert_eq!(f.open_start_ms(), Some(5000));
+    assert!(f.open_starts_segment());
+}

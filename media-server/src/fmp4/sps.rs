@@ -57,10 +57,10 @@ impl Bits {
 }
 
 fn skip_scaling_list(r: &mut Bits, size: usize) -> Option<()> {
-    let (mut last, mut next) = (8i32, 8i32);
+    let (mut last, mut next) = (8i64, 8i64);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256) % 256;
+            next = (last + i64::from(r.se()?)).rem_euclid(256);
         }
         if next != 0 {
             last = next;
@@ -113,8 +113,8 @@ pub fn dimensions(nal: &[u8]) -> Option<(u16, u16)> {
     }
     r.ue()?; // max_num_ref_frames
     r.bit()?; // gaps_in_frame_num_allowed
-    let width_mbs = r.ue()? + 1;
-    let height_units = r.ue()? + 1;
+    let width_mbs = r.ue()?.checked_add(1)?;
+    let height_units = r.ue()?.checked_add(1)?;
     let frame_mbs_only = r.bit()?;
     if frame_mbs_only == 0 {
         r.bit()?;
@@ -128,8 +128,8 @@ pub fn dimensions(nal: &[u8]) -> Option<(u16, u16)> {
             2 => (2, 2 - frame_mbs_only),
             _ => (2, 2 * (2 - frame_mbs_only)),
         };
-        crop_x = (l + ri).saturating_mul(unit_x);
-        crop_y = (t + b).saturating_mul(unit_y);
+        crop_x = l.saturating_add(ri).saturating_mul(unit_x);
+        crop_y = t.saturating_add(b).saturating_mul(unit_y);
     }
     let width = width_mbs.checked_mul(16)?.checked_sub(crop_x)?;
     let height = height_units
@@ -147,6 +147,30 @@ mod tests {
         // x264 High profile 1280x720 (from mp4-atom's bbb sample).
         let sps = b"gd\0\x1f\xac$\x84\x01@\x16\xec\x04@\0\0\x03\0@\0\0\x0c#\xc6\x0c\x92";
         assert_eq!(dimensions(sps), Some((1280, 720)));
+    }
+
+    #[test]
+    fn any_bytes_are_a_size_or_none_never_a_panic() {
+        // A publisher controls these bytes: xorshift noise of every length.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..2000 {
+            let mut nal = vec![0x67];
+            for _ in 0..len % 64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                nal.push(x.to_le_bytes()[0]);
+            }
+            let _ = dimensions(&nal);
+            let _ = crate::fmp4::VideoTrack::from_record(&nal);
+        }
+        // All-ones runs: huge Exp-Golomb values.
+        assert_eq!(
+            dimensions(&[0x67, 0x64, 0, 0x1e, 0, 0, 0, 0, 0, 0, 0]),
+            None
+        );
+        let _ = dimensions(&[0x67; 40]);
+        let _ = dimensions(&[0x67, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::media::Tag;
 
 /// Segments kept after leaving the playlist, for slow players.
 const EXTRA_KEPT: usize = 3;
+/// A segment larger than this is abandoned (a stream with no keyframes).
+const MAX_SEGMENT_BYTES: usize = 64 << 20;
 
 /// How parts and segments are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +225,13 @@ impl CmafSegmenter {
                 independent: p.independent,
                 data: p.data,
             });
+            if open.parts.iter().map(|p| p.data.len()).sum::<usize>() > MAX_SEGMENT_BYTES {
+                tracing::warn!(
+                    "CMAF segment over {MAX_SEGMENT_BYTES} bytes without a keyframe; dropped"
+                );
+                self.open = None;
+                self.pending_discontinuity = true;
+            }
         }
     }
 
