@@ -260,6 +260,19 @@ fn edges_serve_the_origins_ll_files_byte_for_byte() {
         common.iter().filter(|n| n.starts_with("seg-")).count() >= 3
             && common.iter().filter(|n| n.starts_with("part-")).count() >= 3
     });
+    // The live fMP4 stream plays from an edge too.
+    let mut s = TcpStream::connect(e2.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /live/ll.mp4 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.windows(4).filter(|w| *w == b"moof").count() < 3 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "edge .mp4 ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.windows(4).any(|w| w == b"ftyp"));
+    drop(s);
     let mut files: Vec<String> = common.into_iter().collect();
     files.push("init.mp4".into());
     for f in &files {
