@@ -90,7 +90,7 @@ fn ok(body: Bytes, content_type: &str, cache: &str, head: bool) -> FileResponse 
     }
 }
 
-/// Waits for the next CMAF change anywhere, or the deadline; false at the deadline.
+/// Waits for the stream's next CMAF change, or the deadline; false at the deadline.
 async fn changed(rx: &mut tokio::sync::watch::Receiver<u64>, deadline: Instant) -> bool {
     matches!(
         tokio::time::timeout_at(deadline, rx.changed()).await,
@@ -112,7 +112,9 @@ pub async fn answer(
         return FileResponse::text(404, "not found\n", head);
     }
     let key = StreamKey::new(app, name);
-    let mut rx = service.changes();
+    let Some(mut rx) = service.changes(&key) else {
+        return FileResponse::text(404, "no such live stream\n", head);
+    };
     let hold = Duration::from_millis(3 * service.target_ms().max(1000));
     let deadline = Instant::now() + hold;
     let response = if file == PLAYLIST {

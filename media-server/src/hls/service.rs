@@ -22,6 +22,10 @@ struct Entry {
     segmenter: Segmenter,
     /// CMAF parts for LL-HLS, fed the TS segmenter's timeline.
     cmaf: Option<CmafSegmenter>,
+    /// Bumped whenever a CMAF part is cut or the stream ends: blocking
+    /// reloads of this stream wait on it (per stream, so a part of one
+    /// stream wakes only that stream's players).
+    changes: tokio::sync::watch::Sender<u64>,
     /// The publication feeding it; an older feeder stops when this moves on.
     epoch: u64,
     ended_at: Option<Instant>,
@@ -33,8 +37,6 @@ pub struct HlsService {
     streams: Arc<Mutex<HashMap<StreamKey, Entry>>>,
     config: SegmenterConfig,
     ll: Option<CmafConfig>,
-    /// Bumped whenever a CMAF part is cut or a stream ends (blocking reloads wait on it).
-    changes: Arc<tokio::sync::watch::Sender<u64>>,
     hub: Hub,
 }
 
@@ -56,7 +58,6 @@ impl HlsService {
                 part_ms: u64::from(config.ll.part_duration_ms),
                 window: usize::try_from(config.window.max(1)).unwrap_or(6),
             }),
-            changes: Arc::new(tokio::sync::watch::channel(0).0),
             hub,
         }
     }
@@ -133,6 +134,7 @@ impl HlsService {
             let entry = streams.entry(key.clone()).or_insert_with(|| Entry {
                 segmenter: Segmenter::new(self.config),
                 cmaf: self.ll.map(CmafSegmenter::new),
+                changes: tokio::sync::watch::channel(0).0,
                 epoch,
                 ended_at: None,
             });
@@ -192,13 +194,11 @@ impl HlsService {
                     c.end_session();
                 }
                 entry.ended_at = Some(Instant::now());
-                drop(streams);
-                self.changes.send_modify(|n| *n += 1);
+                entry.changes.send_modify(|n| *n += 1);
                 return;
             }
-            drop(streams);
             if changed {
-                self.changes.send_modify(|n| *n += 1);
+                entry.changes.send_modify(|n| *n += 1);
             }
         }
     }
@@ -227,9 +227,9 @@ impl HlsService {
         streams.get(key)?.cmaf.as_ref().map(f)
     }
 
-    /// A receiver that sees a change whenever any stream's CMAF state moves.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
+    /// A receiver that sees a change whenever `key`'s CMAF state moves.
+    pub fn changes(&self, key: &StreamKey) -> Option<tokio::sync::watch::Receiver<u64>> {
+        lock(&self.streams).get(key).map(|e| e.changes.subscribe())
     }
 
     /// True if LL-HLS is on.
