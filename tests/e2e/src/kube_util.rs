@@ -143,3 +143,28 @@ pub async fn resolve(server: &str, name: &str) -> anyhow::Result<Vec<String>> {
         .map(str::to_owned)
         .collect())
 }
+
+/// The last lines of every container's log of the pods matching `selector`
+/// (`kubectl logs --prefix`), for a failed test to show what the pods said.
+pub async fn pod_logs(mut kubectl: std::process::Command, ns: &str, selector: &str) -> String {
+    kubectl
+        .args([
+            "-n",
+            ns,
+            "logs",
+            "-l",
+            selector,
+            "--all-containers",
+            "--prefix",
+        ])
+        .args(["--tail", "80", "--max-log-requests", "20", "--timestamps"])
+        .stdin(Stdio::null());
+    match Command::from(kubectl).output().await {
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => format!("kubectl logs failed: {e}"),
+    }
+}

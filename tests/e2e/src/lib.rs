@@ -1,6 +1,6 @@
 //! Support for the end-to-end tests: Fleetcast's images imported into the
 //! local node, Services reached from the host, and the media clients
-//! (ffmpeg, ffprobe) run against them.
+//! (ffmpeg, ffprobe, the load tool) run against them.
 //!
 //! The tests run on `Cluster::with_node()`: the shared control plane plus a
 //! node (`tests/cluster/up --node`), so pods really start, Services really
@@ -8,6 +8,7 @@
 
 pub mod images;
 pub mod kube_util;
+pub mod load;
 pub mod media;
 
 use std::time::Duration;

@@ -11,16 +11,24 @@ use tokio::process::{Child, Command};
 /// (RTMP) until killed. Killed when dropped. Its stderr is discarded: a pipe
 /// nobody reads would fill and stall it.
 pub fn publish(url: &str) -> anyhow::Result<Child> {
+    publish_logging(url, Stdio::null())
+}
+
+/// [`publish`] with ffmpeg's errors going to `stderr`. A write that stalls
+/// for 10 s (the origin vanished without closing the connection) ends the
+/// session, so a reconnecting publisher moves on instead of hanging in TCP
+/// retransmissions.
+fn publish_logging(url: &str, stderr: Stdio) -> anyhow::Result<Child> {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100"])
         .args(["-map", "0:v", "-map", "1:a"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"])
-        .args(["-c:a", "aac", "-f", "flv", url])
+        .args(["-c:a", "aac", "-f", "flv", "-rw_timeout", "10000000", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .context("starting ffmpeg (tests/setup installs it)")
@@ -80,11 +88,36 @@ impl Drop for Publisher {
 
 /// [`publish`] again whenever ffmpeg exits (its origin went away), one
 /// second apart, until the returned [`Publisher`] is dropped.
+/// Each restart is logged with the time since the first start, so a failed
+/// failover step shows how long the publisher took to come back.
 pub fn publish_reconnecting(url: String) -> Publisher {
     Publisher(tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut sessions = 0u32;
         loop {
-            if let Ok(mut child) = publish(&url) {
-                let _ = child.wait().await;
+            sessions += 1;
+            if sessions > 1 {
+                eprintln!(
+                    "e2e: publisher session {sessions} starting at {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            let log = std::env::temp_dir().join(format!(
+                "fleetcast-e2e-publisher-{}.log",
+                std::process::id()
+            ));
+            let stderr = std::fs::File::create(&log).map_or_else(|_| Stdio::null(), Stdio::from);
+            match publish_logging(&url, stderr) {
+                Ok(mut child) => {
+                    let status = child.wait().await;
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    eprintln!(
+                        "e2e: publisher session {sessions} ended at {:.1} s ({status:?}): {}",
+                        started.elapsed().as_secs_f64(),
+                        said.lines().last().unwrap_or("").trim()
+                    );
+                }
+                Err(e) => eprintln!("e2e: publisher could not start: {e:#}"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }

@@ -13,6 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use fleetcast_e2e::POD_PATIENCE;
 use fleetcast_e2e::images;
 use fleetcast_e2e::kube_util::{self, describe_pods, service_address};
+use fleetcast_e2e::load;
 use fleetcast_e2e::media::{self, Probe};
 use fleetcast_testkit::cluster::Cluster;
 use fleetcast_testkit::{wait, workspace_root};
@@ -159,13 +160,30 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
     let release = format!("fleetcast-{}", ns.name());
 
     install_chart(&cluster, &client, ns.name(), &release, &images.tag).await?;
-    let applied = apply_and_wait_ready(&cluster, &client, ns.name()).await?;
-    let publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
-    losing_the_origin_keeps_an_edge_viewer(&client, ns.name()).await?;
-    a_change_rolls_only_its_pool(&cluster, &client, ns.name()).await?;
-    viewers_scale_a_pool_up_and_down(&cluster, &client, ns.name()).await?;
-    lose_an_edge_pod(&client, ns.name()).await?;
-    drop(publisher);
+    let steps = async {
+        let applied = apply_and_wait_ready(&cluster, &client, ns.name()).await?;
+        let publisher = publish_and_play_everywhere(&client, ns.name(), applied).await?;
+        losing_the_origin_keeps_an_edge_viewer(&client, ns.name()).await?;
+        a_change_rolls_only_its_pool(&cluster, &client, ns.name()).await?;
+        viewers_scale_a_pool_up_and_down(&cluster, &client, ns.name()).await?;
+        lose_an_edge_pod(&client, ns.name()).await?;
+        drop(publisher);
+        anyhow::Ok(())
+    };
+    if let Err(e) = steps.await {
+        // What the media pods and the operator said is most of what a
+        // failure on real pods can be understood from.
+        let media = kube_util::pod_logs(cluster.kubectl(), ns.name(), &instance_selector()).await;
+        let operator = kube_util::pod_logs(
+            cluster.kubectl(),
+            ns.name(),
+            &format!("app.kubernetes.io/instance={release}"),
+        )
+        .await;
+        return Err(e.context(format!(
+            "logs of the MediaCluster's pods:\n{media}\nlogs of the operator:\n{operator}"
+        )));
+    }
     delete_media_cluster(&cluster, ns.name()).await?;
     uninstall_chart(&cluster, ns.name(), &release).await
 }
@@ -436,46 +454,80 @@ async fn port_forward(
     Ok((child, local))
 }
 
-/// Six real viewers (ffmpeg reading RTMP) on pool s, whose target is two
-/// viewers a pod: the operator's autoscaler grows it to its maximum of
-/// three; when they leave it shrinks back to one.
+/// Viewers from the load tool grow pool s (target 2 viewers a pod) from 1 to
+/// 3 pods; then the crowd leaves while two viewers stay, and the pool
+/// shrinks to 1. The two stayers, spread over the pool by the Service, lose
+/// nothing: a stayer on a pod that is drained is told to leave
+/// (`UnpublishNotify`) before its pod stops and plays again through the
+/// Service; no session is cut.
 async fn viewers_scale_a_pool_up_and_down(
     cluster: &Cluster,
     client: &Client,
     ns: &str,
 ) -> anyhow::Result<()> {
+    let bench = fleetcast_testkit::binary::build("fleetcast-media-bench", "media-bench")?;
     let deployment = format!("{MC}-edge-s");
+    let selector_s = format!("{},fleetcast.io/pool=s", instance_selector());
+    // Through a port-forward every crowd viewer lands on the one pod, whose
+    // stats then ask for 3.
     let (_forward, port) = port_forward(cluster, ns, &deployment, 1935).await?;
-    let url = format!("rtmp://127.0.0.1:{port}/{STREAM}");
-    let mut viewers = Vec::new();
-    for _ in 0..6 {
-        viewers.push(
-            tokio::process::Command::new("ffmpeg")
-                .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i", &url])
-                .args(["-c", "copy", "-f", "null", "-"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .context("starting an ffmpeg viewer")?,
-        );
-    }
+    let mut crowd = load::start(&bench, &format!("rtmp://127.0.0.1:{port}/{STREAM}"), 6, &[])?;
+    crowd
+        .wait_playing(Duration::from_mins(1))
+        .await
+        .context("the crowd")?;
     let grown = wait::until("pool s to grow to 3 replicas", POD_PATIENCE, || async {
         let n = deployment_replicas(client, ns, &deployment).await?;
         Ok((n == 3).then_some(n))
     })
     .await?;
-    eprintln!("e2e: six viewers grew pool s to {grown} replicas");
-    for mut viewer in viewers {
-        viewer.kill().await.ok();
-    }
-    let shrunk = wait::until("pool s to shrink to 1 replica", POD_PATIENCE, || async {
+    kube_util::wait_ready_pods(client, ns, &selector_s, 3, POD_PATIENCE).await?;
+    eprintln!("e2e: six load-tool viewers grew pool s to {grown} replicas");
+
+    // The stayers come through the Service, so kube-proxy spreads them.
+    let (ip, rtmp) = service_address(client, ns, &deployment, "rtmp").await?;
+    let allow = format!("{ip}/32");
+    let mut stayers = load::start(
+        &bench,
+        &format!("rtmp://{ip}:{rtmp}/{STREAM}"),
+        2,
+        &["--allow-net", &allow, "--reconnect", "--stall", "15"],
+    )?;
+    stayers
+        .wait_playing(Duration::from_mins(1))
+        .await
+        .context("the stayers")?;
+    let crowd_report = crowd.stop().await?;
+    eprintln!(
+        "e2e: the crowd left ({} sessions cut, {} told)",
+        crowd_report["ended_cut"], crowd_report["ended_told"]
+    );
+    let shrunk = wait::until("pool s to shrink to 1 pod", POD_PATIENCE, || async {
         let n = deployment_replicas(client, ns, &deployment).await?;
-        Ok((n == 1).then_some(n))
+        let pods = pods(client, ns, &selector_s).await?.len();
+        Ok((n == 1 && pods == 1).then_some(n))
     })
     .await?;
-    eprintln!("e2e: with the viewers gone pool s shrank to {shrunk} replica");
+    // A stayer told to leave by the last drained pod reconnects after half a
+    // second; give it time to play again before ending the run.
+    stayers
+        .wait_playing(Duration::from_mins(1))
+        .await
+        .context("the stayers after the scale-down")?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = stayers.stop().await?;
+    eprintln!(
+        "e2e: with the crowd gone pool s shrank to {shrunk} pod; the stayers: {} sessions told to leave, {} moved, {} cut, {} still playing",
+        report["ended_told"], report["moved_ok"], report["ended_cut"], report["still_playing"]
+    );
+    let field = |name: &str| {
+        report[name]
+            .as_u64()
+            .with_context(|| format!("{name} in {report}"))
+    };
+    if field("ended_cut")? != 0 || field("moved_lost")? != 0 || field("still_playing")? != 2 {
+        bail!("a stayer lost its session during the scale-down: {report:#}");
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! control plane built and started by `tests/cluster/`, or the user's own
 //! cluster when `KUBECONFIG` is set.
 
+pub mod binary;
 pub mod cluster;
 pub mod wait;
 
