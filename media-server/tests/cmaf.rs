@@ -290,3 +290,64 @@ fn edges_serve_the_origins_ll_files_byte_for_byte() {
         }
     }
 }
+
+/// The status code of a GET whose body may never end (the live `.mp4`).
+fn status_of_stream(addr: std::net::SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[test]
+fn signed_urls_guard_ll_hls_and_live_mp4_and_the_token_reaches_every_uri() {
+    let dir = common::TempDir::new("cmaf-signing");
+    let secret_path = dir.0.join("play-secret");
+    std::fs::write(&secret_path, "cmaf-test-secret\n").unwrap();
+    let origin = Server::start_with(&[
+        &format!(
+            "auth: {{ play_signing_secret_file: \"{}\" }}",
+            secret_path.display()
+        ),
+        "hls: { segment_duration_secs: 1 }",
+    ]);
+    let _publisher = Reaped(publish(&origin.rtmp_url("live", "ll"), 60));
+    origin.wait_live("live", "ll");
+    let expires = fleetcast_media::auth::unix_now() + 300;
+    let q = fleetcast_media::auth::signing::query(
+        b"cmaf-test-secret",
+        "live/ll",
+        expires,
+        fleetcast_media::auth::signing::Binding::None,
+    );
+    let p = wait_segments(&origin, &format!("{LL}?{q}"), 1);
+    for path in [LL, "/live/ll/init.mp4"] {
+        assert_eq!(get(origin.http, path).status, 403, "{path}");
+    }
+    assert_eq!(status_of_stream(origin.http, "/live/ll.mp4"), 403);
+    assert_eq!(
+        status_of_stream(origin.http, &format!("/live/ll.mp4?{q}")),
+        200
+    );
+    // Every URI of the playlist, attributes included, carries the token and is served.
+    let (segs, parts) = uris(&p);
+    let map = p
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    for u in segs.iter().chain(&parts).chain([&map]) {
+        assert!(u.ends_with(&format!("?{q}")), "{u}\n{p}");
+        let r = get(origin.http, &format!("/live/ll/{u}"));
+        assert_eq!(r.status, 200, "{u}");
+        let bare = u.split('?').next().unwrap();
+        assert_eq!(
+            get(origin.http, &format!("/live/ll/{bare}")).status,
+            403,
+            "{bare}"
+        );
+    }
+}
