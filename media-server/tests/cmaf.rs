@@ -22,6 +22,26 @@ use http_client::get;
 
 const LL: &str = "/live/ll/ll.m3u8";
 
+/// ffmpeg decodes `secs` seconds of `url` (both streams) without an error.
+fn decodes(url: &str, secs: u32) {
+    let out = common::output_bounded(
+        std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
+            .args(["-t", &secs.to_string(), "-f", "null", "-"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_mins(1),
+        "ffmpeg decoding",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "{url}: {err}"
+    );
+}
+
 /// URIs of a playlist: segment lines and the URIs of `EXT-X-PART` tags.
 fn uris(playlist: &str) -> (Vec<String>, Vec<String>) {
     let segs = playlist
@@ -94,6 +114,7 @@ fn ll_hls_plays_with_ffmpeg() {
         "ffmpeg reading ll.m3u8",
     );
     assert!(played.count(0) > 30 && played.count(1) > 30, "{played:?}");
+    decodes(&format!("http://{}{LL}", origin.http), 3);
     for index in [0, 1] {
         let dts: Vec<i64> = played
             .packets
