@@ -111,29 +111,32 @@ pub fn verify(
     }
 }
 
-/// The signed resource of a request path: `/APP/NAME.flv`,
-/// `/APP/NAME/index.m3u8`, `/APP/NAME/seg-N.ts` and the RTMP form
-/// `/APP/NAME` give `APP/NAME`; `/vod/FILE` gives `vod/FILE` (an RTMP
-/// `mp4:`/`flv:` prefix on the file dropped). `None`: not a playback path.
+/// The signed resource of an HTTP request path: every live playback path
+/// the server answers (`/APP/NAME.flv`, `/APP/NAME.mp4`,
+/// `/APP/NAME/index.m3u8`, `/APP/NAME/seg-N.ts`, the low-latency HLS
+/// files) gives `APP/NAME`; `/vod/FILE` gives `vod/FILE`. `None`: not a
+/// playback path. One classification with the edge's, so what is checked
+/// is exactly what is served.
 pub fn resource_of_path(path: &str) -> Option<String> {
     let path = path.split('?').next().unwrap_or_default();
     if let Some(file) = path.strip_prefix("/vod/") {
         return vod_resource(file);
     }
-    let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
-    match parts.as_slice() {
-        [app, file] if !app.is_empty() && !file.is_empty() => {
-            let name = file.strip_suffix(".flv").unwrap_or(file);
-            Some(format!("{app}/{name}"))
-        }
-        [app, name, file]
-            if !app.is_empty()
-                && !name.is_empty()
-                && (*file == "index.m3u8"
-                    || file
-                        .strip_prefix("seg-")
-                        .is_some_and(|f| f.strip_suffix(".ts").is_some())) =>
-        {
+    let live = crate::edge::http::classify(path)?;
+    let k = live.key();
+    Some(format!("{}/{}", k.app, k.name))
+}
+
+/// The signed resource of an RTMP URL's path: `/APP/NAME` gives
+/// `APP/NAME` (the name as it is, dots included), `/vod/FILE` gives
+/// `vod/FILE` (an `mp4:`/`flv:` prefix dropped).
+pub fn resource_of_rtmp_path(path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or_default();
+    if let Some(file) = path.strip_prefix("/vod/") {
+        return vod_resource(file);
+    }
+    match path.strip_prefix('/')?.split_once('/') {
+        Some((app, name)) if !app.is_empty() && !name.is_empty() && !name.contains('/') => {
             Some(format!("{app}/{name}"))
         }
         _ => None,
@@ -178,8 +181,17 @@ pub fn sign_url(
         .find('/')
         .map(|i| &after_scheme[i..])
         .ok_or_else(|| format!("{url:?} has no path: expected /APP/NAME..."))?;
-    let resource = resource_of_path(path)
-        .ok_or_else(|| format!("{url:?} is not a playback URL (/APP/NAME, /APP/NAME.flv, /APP/NAME/index.m3u8, /vod/FILE)"))?;
+    let resource = if url.starts_with("rtmp://") {
+        resource_of_rtmp_path(path)
+    } else {
+        resource_of_path(path)
+    }
+    .ok_or_else(|| {
+        format!(
+            "{url:?} is not a playback URL (rtmp://HOST/APP/NAME, http://HOST/APP/NAME.flv, \
+             .../APP/NAME/index.m3u8, .../vod/FILE)"
+        )
+    })?;
     let binding = client.map_or(Binding::None, Binding::Client);
     let q = query(secret, &resource, expires, binding);
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -295,23 +307,41 @@ mod tests {
     fn resources_of_paths() {
         let r = |p| resource_of_path(p);
         assert_eq!(r("/live/cam.flv").as_deref(), Some("live/cam"));
-        assert_eq!(r("/live/cam").as_deref(), Some("live/cam"));
+        assert_eq!(r("/live/cam.mp4").as_deref(), Some("live/cam"));
         assert_eq!(r("/live/cam/index.m3u8").as_deref(), Some("live/cam"));
+        assert_eq!(r("/live/cam/ll.m3u8").as_deref(), Some("live/cam"));
+        assert_eq!(r("/live/cam/init.mp4").as_deref(), Some("live/cam"));
         assert_eq!(r("/live/cam/seg-1234.ts?x=1").as_deref(), Some("live/cam"));
         assert_eq!(r("/vod/talk.mp4").as_deref(), Some("vod/talk.mp4"));
-        assert_eq!(r("/vod/mp4:talk.mp4").as_deref(), Some("vod/talk.mp4"));
         assert_eq!(
             r("/vod/recordings/live/a.flv").as_deref(),
             Some("vod/recordings/live/a.flv")
         );
-        assert_eq!(r("/live/cam/other.txt"), None);
-        assert_eq!(r("/healthz"), None);
-        assert_eq!(r("/vod/"), None);
+        for p in [
+            "/live/cam/other.txt",
+            "/healthz",
+            "/vod/",
+            "/live/cam",
+            "/live/../x.flv",
+        ] {
+            assert_eq!(r(p), None, "{p}");
+        }
+        let rt = |p| resource_of_rtmp_path(p);
+        assert_eq!(rt("/live/cam").as_deref(), Some("live/cam"));
+        assert_eq!(rt("/live/cam.hd?x=1").as_deref(), Some("live/cam.hd"));
+        assert_eq!(rt("/vod/mp4:talk.mp4").as_deref(), Some("vod/talk.mp4"));
+        assert_eq!(
+            rt("/vod/dir/mp4:talk.mp4").as_deref(),
+            Some("vod/dir/talk.mp4")
+        );
+        assert_eq!(rt("/live"), None);
+        assert_eq!(rt("/live/a/b"), None);
     }
 
     #[test]
     fn sign_url_appends_the_query() {
         let u = sign_url(b"s", "rtmp://h:1935/live/cam", 99, None).unwrap();
+        assert!(sign_url(b"s", "http://h/live/cam", 99, None).is_err());
         let want = query(b"s", "live/cam", 99, Binding::None);
         assert_eq!(u, format!("rtmp://h:1935/live/cam?{want}"));
         let u = sign_url(b"s", "http://h/vod/a.mp4?x=1", 99, None).unwrap();
