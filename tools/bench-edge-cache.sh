@@ -50,14 +50,15 @@ done
 SMALL=${SMALL:-$((catalog / 4))}
 
 # Starts `fleetcast-media --config $1` (log in $2), waits for its
-# listeners, sets ADDR to its HTTP address.
+# listeners, sets ADDR to its HTTP address and ADMIN to its admin address.
 start() {
     local log=$2
     RUST_LOG=info NO_COLOR=1 "$BIN" --config "$1" >/dev/null 2>"$log" &
     PIDS+=($!)
     for _ in $(seq 100); do
         ADDR=$(grep -o 'http=[0-9.:]*' "$log" 2>/dev/null | head -1 | cut -d= -f2 || true)
-        if [[ -n $ADDR ]]; then
+        ADMIN=$(grep -o 'admin=[0-9.:]*' "$log" 2>/dev/null | head -1 | cut -d= -f2 || true)
+        if [[ -n $ADDR && -n $ADMIN ]]; then
             return
         fi
         sleep 0.1
@@ -69,6 +70,7 @@ start() {
 cat >"$WORK/origin.yaml" <<EOF
 rtmp: { listen: "127.0.0.1:0" }
 http: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
 data_dir: "$WORK/origin"
 log: { level: warn }
 EOF
@@ -86,6 +88,7 @@ awk -v n="$FILES" -v r="$REQUESTS" 'BEGIN {
     }
 }' >"$WORK/workload"
 
+# $1 is a server's admin address (the metrics are not on the public port).
 metric() { curl -s "http://$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 
 run() {
@@ -95,6 +98,7 @@ run() {
 role: edge
 rtmp: { listen: "127.0.0.1:0" }
 http: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
 data_dir: "$WORK/edge-data-$name"
 log: { level: warn }
 edge:
@@ -103,7 +107,7 @@ edge:
   cache: { dir: "$WORK/cache-$name", disk_bytes: $disk, memory_bytes: $memory, revalidate_secs: 300 }
 EOF
     start "$WORK/edge-$name.yaml" "$WORK/edge-$name.log"
-    local edge=$ADDR
+    local edge=$ADDR admin=$ADMIN
     local t0 t1
     t0=$(date +%s.%N)
     # shellcheck disable=SC2016
@@ -115,15 +119,15 @@ EOF
     local failed
     failed=$(grep -cv '^20[06]$' "$WORK/status-$name" || true)
     local hm hd miss up served fetches
-    hm=$(metric "$edge" 'fleetcast_media_cache_hits_total{tier="memory"}')
-    hd=$(metric "$edge" 'fleetcast_media_cache_hits_total{tier="disk"}')
-    miss=$(metric "$edge" fleetcast_media_cache_misses_total)
-    up=$(metric "$edge" fleetcast_media_cache_upstream_bytes_total)
-    fetches=$(metric "$edge" fleetcast_media_cache_upstream_requests_total)
+    hm=$(metric "$admin" 'fleetcast_media_cache_hits_total{tier="memory"}')
+    hd=$(metric "$admin" 'fleetcast_media_cache_hits_total{tier="disk"}')
+    miss=$(metric "$admin" fleetcast_media_cache_misses_total)
+    up=$(metric "$admin" fleetcast_media_cache_upstream_bytes_total)
+    fetches=$(metric "$admin" fleetcast_media_cache_upstream_requests_total)
     local used
     used=$(du -sb "$WORK/cache-$name" | cut -f1)
-    served=$(($(metric "$edge" 'fleetcast_media_cache_served_bytes_total{tier="memory"}') +
-        $(metric "$edge" 'fleetcast_media_cache_served_bytes_total{tier="disk"}')))
+    served=$(($(metric "$admin" 'fleetcast_media_cache_served_bytes_total{tier="memory"}') +
+        $(metric "$admin" 'fleetcast_media_cache_served_bytes_total{tier="disk"}')))
     awk -v n="$name" -v d="$disk" -v m="$memory" -v hm="$hm" -v hd="$hd" -v miss="$miss" \
         -v up="$up" -v s="$served" -v c="$catalog" -v t0="$t0" -v t1="$t1" -v failed="$failed" -v f="$fetches" -v r="$REQUESTS" -v used="$used" 'BEGIN {
         secs = t1 - t0

@@ -78,16 +78,18 @@ wait_port() { # host:port
     return 1
 }
 
-# Fleetcast: origin, edge 1 (from the origin), edge 2 (from edge 1).
-O_RTMP=127.0.0.1:19350 O_HTTP=127.0.0.1:18080
-E1_RTMP=127.0.0.1:19351 E1_HTTP=127.0.0.1:18081
-E2_RTMP=127.0.0.1:19352 E2_HTTP=127.0.0.1:18082
-RUST_LOG=warn "$FM" origin --rtmp $O_RTMP --http $O_HTTP --data "$work/origin" 2>"$work/origin.log" &
+# Fleetcast: origin, edge 1 (from the origin), edge 2 (from edge 1). Each on
+# a loopback address of its own, as pods have: an edge asks an upstream's
+# /api/streams on the upstream's host at the admin port (8081).
+O_RTMP=127.0.0.11:19350 O_HTTP=127.0.0.11:18080 O_ADMIN=127.0.0.11:8081
+E1_RTMP=127.0.0.12:19351 E1_HTTP=127.0.0.12:18081 E1_ADMIN=127.0.0.12:8081
+E2_RTMP=127.0.0.13:19352 E2_HTTP=127.0.0.13:18082 E2_ADMIN=127.0.0.13:8081
+RUST_LOG=warn "$FM" origin --rtmp $O_RTMP --http $O_HTTP --admin $O_ADMIN --data "$work/origin" 2>"$work/origin.log" &
 fo=$!; pids+=($fo)
-RUST_LOG=warn "$FM" edge --rtmp $E1_RTMP --http $E1_HTTP --cache-dir "$work/e1" \
+RUST_LOG=warn "$FM" edge --rtmp $E1_RTMP --http $E1_HTTP --admin $E1_ADMIN --cache-dir "$work/e1" \
     --upstream rtmp://$O_RTMP,http://$O_HTTP 2>"$work/e1.log" &
 fe1=$!; pids+=($fe1)
-RUST_LOG=warn "$FM" edge --rtmp $E2_RTMP --http $E2_HTTP --cache-dir "$work/e2" \
+RUST_LOG=warn "$FM" edge --rtmp $E2_RTMP --http $E2_HTTP --admin $E2_ADMIN --cache-dir "$work/e2" \
     --upstream rtmp://$E1_RTMP,http://$E1_HTTP 2>"$work/e2.log" &
 pids+=($!)
 

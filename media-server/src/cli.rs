@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigError, EdgeConfig, HttpConfig, Role, RtmpConfig};
+use crate::config::{AdminConfig, Config, ConfigError, EdgeConfig, HttpConfig, Role, RtmpConfig};
 
 /// Fleetcast media server: RTMP ingest and playback, HTTP-FLV, HLS and VOD.
 /// One binary, two roles: `origin` takes publishers and holds files, `edge`
@@ -31,9 +31,12 @@ pub enum RoleArgs {
         /// RTMP listen address.
         #[arg(long, default_value = "0.0.0.0:1935")]
         rtmp: SocketAddr,
-        /// HTTP listen address (HTTP-FLV, HLS, VOD, API).
+        /// Public HTTP listen address (HTTP-FLV, HLS, VOD, health).
         #[arg(long, default_value = "0.0.0.0:8080")]
         http: SocketAddr,
+        /// Admin HTTP listen address (`/api/*`, `/metrics`, health).
+        #[arg(long, default_value = "0.0.0.0:8081")]
+        admin: SocketAddr,
         /// Data directory: VOD files under DIR/vod, recordings under DIR/recordings.
         #[arg(long, default_value = "data")]
         data: PathBuf,
@@ -43,9 +46,12 @@ pub enum RoleArgs {
         /// RTMP listen address.
         #[arg(long, default_value = "0.0.0.0:1935")]
         rtmp: SocketAddr,
-        /// HTTP listen address.
+        /// Public HTTP listen address.
         #[arg(long, default_value = "0.0.0.0:8080")]
         http: SocketAddr,
+        /// Admin HTTP listen address (`/api/*`, `/metrics`, health).
+        #[arg(long, default_value = "0.0.0.0:8081")]
+        admin: SocketAddr,
         /// Upstreams, comma separated: rtmp://HOST:PORT or http://HOST:PORT.
         #[arg(long, value_delimiter = ',')]
         upstream: Vec<String>,
@@ -125,16 +131,23 @@ impl Cli {
         let role = self.role.unwrap_or(RoleArgs::Origin {
             rtmp: SocketAddr::from(([0, 0, 0, 0], crate::config::DEFAULT_RTMP_PORT)),
             http: SocketAddr::from(([0, 0, 0, 0], crate::config::DEFAULT_HTTP_PORT)),
+            admin: SocketAddr::from(([0, 0, 0, 0], crate::config::DEFAULT_ADMIN_PORT)),
             data: PathBuf::from("data"),
         });
         let config = match role {
-            RoleArgs::Origin { rtmp, http, data } => Config {
+            RoleArgs::Origin {
+                rtmp,
+                http,
+                admin,
+                data,
+            } => Config {
                 role: Role::Origin,
                 rtmp: RtmpConfig {
                     listen: rtmp,
                     ..RtmpConfig::default()
                 },
                 http: HttpConfig { listen: http },
+                admin: admin_at(admin),
                 data_dir: data,
                 ..Config::default()
             },
@@ -142,6 +155,7 @@ impl Cli {
             RoleArgs::Edge {
                 rtmp,
                 http,
+                admin,
                 upstream,
                 cache_dir,
             } => {
@@ -157,6 +171,7 @@ impl Cli {
                         ..RtmpConfig::default()
                     },
                     http: HttpConfig { listen: http },
+                    admin: admin_at(admin),
                     edge: Some(edge),
                     ..Config::default()
                 }
@@ -174,6 +189,13 @@ impl Cli {
             Some(RoleArgs::SignUrl(args)) => Some(args),
             _ => None,
         }
+    }
+}
+
+fn admin_at(listen: SocketAddr) -> AdminConfig {
+    AdminConfig {
+        listen,
+        ..AdminConfig::default()
     }
 }
 
@@ -196,6 +218,7 @@ mod tests {
         assert_eq!(c.role, Role::Origin);
         assert_eq!(c.rtmp.listen.port(), 1936);
         assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.admin.listen.port(), 8081);
         assert_eq!(c.data_dir, PathBuf::from("d"));
     }
 
@@ -228,6 +251,18 @@ mod tests {
         );
         assert!(cli.into_config().is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn admin_flag_sets_the_admin_listener() {
+        for role in ["origin", "edge"] {
+            let mut args = vec!["fleetcast-media", role, "--admin", "127.0.0.1:9091"];
+            if role == "edge" {
+                args.extend(["--upstream", "rtmp://127.0.0.1:1935"]);
+            }
+            let c = Cli::try_parse_from(args).unwrap().into_config().unwrap();
+            assert_eq!(c.admin.listen, "127.0.0.1:9091".parse().unwrap(), "{role}");
+        }
     }
 
     #[test]

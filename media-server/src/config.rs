@@ -31,8 +31,10 @@ pub struct Config {
     pub role: Role,
     /// RTMP listener.
     pub rtmp: RtmpConfig,
-    /// HTTP listener (HTTP-FLV, HLS, VOD, API, health, metrics).
+    /// Public HTTP listener (HTTP-FLV, HLS, VOD, health).
     pub http: HttpConfig,
+    /// Admin HTTP listener (`/api/*`, `/metrics`, health), cluster-internal.
+    pub admin: AdminConfig,
     /// Origin: VOD files under `data_dir/vod`, recordings under `data_dir/recordings`.
     pub data_dir: PathBuf,
     /// Live applications (the `APP` in `rtmp://HOST/APP/NAME`).
@@ -68,6 +70,21 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
+}
+
+/// Admin listener settings: the API and metrics live here, not on the
+/// public port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// A file holding the Bearer token every mutating admin request needs
+    /// (surrounding whitespace ignored; read again on every such request,
+    /// so a rotated Secret takes effect without a restart). Unset: mutating
+    /// requests are refused with 403.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// One live application.
@@ -235,6 +252,9 @@ pub struct EdgeConfig {
     pub cache: CacheConfig,
     /// How edges of one pool share streams.
     pub balancing: BalancingConfig,
+    /// The admin port of upstreams and peer edges: an edge asks
+    /// `http://HOST:THIS/api/streams` to locate a stream.
+    pub upstream_admin_port: u16,
 }
 
 /// Edge cache tiers.
@@ -307,6 +327,8 @@ pub enum ConfigError {
 pub const DEFAULT_RTMP_PORT: u16 = 1935;
 /// Default HTTP port.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
+/// Default admin port.
+pub const DEFAULT_ADMIN_PORT: u16 = 8081;
 /// Path segments the HTTP router uses itself, so no live app may take them.
 pub const RESERVED_APP_NAMES: &[&str] = &["api", "healthz", "metrics", "vod", "readyz"];
 /// RTMP's message length field is 24 bits.
@@ -322,6 +344,7 @@ impl Default for Config {
             role: Role::Origin,
             rtmp: RtmpConfig::default(),
             http: HttpConfig::default(),
+            admin: AdminConfig::default(),
             data_dir: PathBuf::from("/data"),
             apps: vec![AppConfig::default()],
             hls: HlsConfig::default(),
@@ -347,6 +370,15 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: any_addr(DEFAULT_HTTP_PORT),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: any_addr(DEFAULT_ADMIN_PORT),
+            token_file: None,
         }
     }
 }
@@ -404,6 +436,7 @@ impl Default for EdgeConfig {
             idle_timeout_secs: 30,
             cache: CacheConfig::default(),
             balancing: BalancingConfig::default(),
+            upstream_admin_port: DEFAULT_ADMIN_PORT,
         }
     }
 }
@@ -505,6 +538,7 @@ impl Config {
                 format!("{} is also rtmp.listen", self.http.listen),
             );
         }
+        validate_admin(self, &mut bad);
         if self.role == Role::Origin && self.apps.is_empty() {
             bad(
                 "apps",
@@ -594,6 +628,19 @@ impl Config {
     }
 }
 
+fn validate_admin(config: &Config, bad: &mut impl FnMut(&str, String)) {
+    let others = [
+        ("rtmp.listen", config.rtmp.listen),
+        ("http.listen", config.http.listen),
+    ];
+    for (field, other) in others {
+        // Port 0 (any free port) may appear on several.
+        if config.admin.listen == other && other.port() != 0 {
+            bad("admin.listen", format!("{other} is also {field}"));
+        }
+    }
+}
+
 fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
     if edge.upstreams.is_empty() {
         bad(
@@ -612,6 +659,12 @@ fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
                 format!("{up:?} is not rtmp://HOST[:PORT] or http://HOST[:PORT]"),
             ),
         }
+    }
+    if edge.upstream_admin_port == 0 {
+        bad(
+            "edge.upstream_admin_port",
+            "must be a port, 1..=65535".into(),
+        );
     }
     if edge.idle_timeout_secs == 0 {
         bad("edge.idle_timeout_secs", "must be at least 1".into());
@@ -850,6 +903,28 @@ edge: { upstreams: [ \"ftp://x\" ], balancing: { mode: redirect, peers: [a] } }
         assert_eq!(expand_vars("${POD_IP}", v6), "fd00::5");
         let v4 = |_: &str| Some("10.1.2.3".to_owned());
         assert_eq!(expand_vars("${POD_IP}:8080", v4), "10.1.2.3:8080");
+    }
+
+    #[test]
+    fn admin_listener_defaults_and_must_not_share_a_port() {
+        let c = Config::default();
+        assert_eq!(c.admin.listen.port(), DEFAULT_ADMIN_PORT);
+        assert_eq!(c.admin.token_file, None);
+        let same = Config::from_yaml_str(
+            "http: { listen: \"0.0.0.0:9000\" }\nadmin: { listen: \"0.0.0.0:9000\", token_file: /t }\n",
+        )
+        .unwrap();
+        let err = same.validate().unwrap_err().to_string();
+        assert!(err.contains("admin.listen"), "{err}");
+        let edge = Config::from_yaml_str("role: edge\nedge: { upstreams: [\"http://o:8080\"] }\n")
+            .unwrap();
+        assert_eq!(edge.edge.as_ref().unwrap().upstream_admin_port, 8081);
+        let zero = Config::from_yaml_str(
+            "role: edge\nedge: { upstreams: [\"http://o:8080\"], upstream_admin_port: 0 }\n",
+        )
+        .unwrap();
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(err.contains("edge.upstream_admin_port"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! Layers: bytes → containers (`flv`) → protocols (`rtmp`, `http`) → the
 //! stream `hub` → roles (`server`) → the binary.
+pub mod admin;
 pub mod amf0;
 pub mod auth;
 pub mod cache;

@@ -50,8 +50,8 @@ fn main() -> anyhow::Result<()> {
         }
         let listeners = server::bind(&config).await.with_context(|| {
             format!(
-                "binding RTMP {} and HTTP {}",
-                config.rtmp.listen, config.http.listen
+                "binding RTMP {}, HTTP {} and admin {}",
+                config.rtmp.listen, config.http.listen, config.admin.listen
             )
         })?;
         let shutdown = CancellationToken::new();

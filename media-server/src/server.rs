@@ -108,15 +108,18 @@ impl AppState {
 pub struct Listeners {
     /// RTMP.
     pub rtmp: TcpListener,
-    /// HTTP.
+    /// HTTP (public: playback and health).
     pub http: TcpListener,
+    /// Admin HTTP (API, metrics, health).
+    pub admin: TcpListener,
 }
 
-/// Binds both listeners of `config`.
+/// Binds the listeners of `config`.
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
     let rtmp = TcpListener::bind(config.rtmp.listen).await?;
     let http = TcpListener::bind(config.http.listen).await?;
-    Ok(Listeners { rtmp, http })
+    let admin = TcpListener::bind(config.admin.listen).await?;
+    Ok(Listeners { rtmp, http, admin })
 }
 
 /// Serves the origin role on bound listeners until `state.shutdown` fires,
@@ -127,7 +130,8 @@ pub async fn run(listeners: Listeners, mut state: AppState) -> std::io::Result<(
     }
     let rtmp_addr = listeners.rtmp.local_addr()?;
     let http_addr = listeners.http.local_addr()?;
-    info!(rtmp = %rtmp_addr, http = %http_addr, "listening");
+    let admin_addr = listeners.admin.local_addr()?;
+    info!(rtmp = %rtmp_addr, http = %http_addr, admin = %admin_addr, "listening");
     let _ = state.rtmp_local.set(rtmp_addr);
 
     // Recorders follow publications on `state.tasks` and finish their files
@@ -136,6 +140,7 @@ pub async fn run(listeners: Listeners, mut state: AppState) -> std::io::Result<(
     crate::stats::spawn_sampler(&state);
     let rtmp_task = tokio::spawn(accept_rtmp(listeners.rtmp, state.clone()));
     let http_task = tokio::spawn(crate::http::serve(listeners.http, state.clone()));
+    let admin_task = tokio::spawn(crate::admin::serve(listeners.admin, state.clone()));
 
     state.shutdown.cancelled().await;
     info!("shutting down: no new connections, telling clients, draining");
@@ -152,6 +157,9 @@ pub async fn run(listeners: Listeners, mut state: AppState) -> std::io::Result<(
         Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
         Err(_) => warn!("HTTP server did not drain within {DRAIN_TIMEOUT:?}"),
         _ => {}
+    }
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN_TIMEOUT, admin_task).await {
+        warn!(error = %e, "admin server ended with an error");
     }
     info!("stopped");
     Ok(())

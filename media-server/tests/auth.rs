@@ -55,7 +55,7 @@ fn publish_ok(url: &str, secs: u32) -> bool {
 }
 
 fn refused_metric(server: &Server, family: &str, reason: &str) -> f64 {
-    let samples = parse_metrics(&server.get("/metrics").1);
+    let samples = parse_metrics(&server.admin_get("/metrics").1);
     metric(
         &samples,
         &format!("fleetcast_media_{family}_refused_total{{reason=\"{reason}\"}}"),

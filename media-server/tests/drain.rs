@@ -18,7 +18,7 @@ const DRAIN_SECS: u64 = 4;
 const MARGIN_SECS: u64 = 25;
 
 fn stats(server: &Server) -> serde_json::Value {
-    let (status, body) = server.get("/api/stats");
+    let (status, body) = server.admin_get("/api/stats");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }

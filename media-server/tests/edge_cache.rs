@@ -161,6 +161,7 @@ impl Drop for Proxy {
 struct Edge {
     _server: Server,
     http: SocketAddr,
+    admin: SocketAddr,
     rtmp: SocketAddr,
     traffic: Traffic,
     cache_dir: PathBuf,
@@ -190,6 +191,7 @@ impl Edge {
             "role: edge".to_owned(),
             "edge:".to_owned(),
             format!("  upstreams: [\"http://{}\"]", proxy.addr),
+            format!("  upstream_admin_port: {}", common::admin_port()),
             format!("  cache: {{ {} }}", fields.join(", ")),
         ];
         lines.extend(extra_edge.iter().map(|l| (*l).to_owned()));
@@ -200,6 +202,7 @@ impl Edge {
         };
         Self {
             http: server.http,
+            admin: server.admin,
             rtmp: server.rtmp,
             _server: server,
             traffic: proxy.traffic.clone(),
@@ -210,16 +213,16 @@ impl Edge {
     }
 
     fn metric(&self, name: &str) -> f64 {
-        let r = get(self.http, "/metrics");
+        let r = get(self.admin, "/metrics");
         assert_eq!(r.status, 200);
         metric(&parse_metrics(&r.text()), name)
     }
 }
 
-/// A loopback address free a moment ago (for edges that must know each
-/// other's address before they start).
+/// A loopback address of its own, free a moment ago (for edges that must
+/// know each other's address before they start).
 fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = std::net::TcpListener::bind((common::next_loopback(), 0)).unwrap();
     l.local_addr().unwrap().to_string()
 }
 
@@ -455,7 +458,7 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
     assert!(r.body == fits_memory);
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
     // Bytes the cache answers count as the edge's egress.
-    let stats = get(edge.http, "/api/stats");
+    let stats = get(edge.admin, "/api/stats");
     let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
     assert_eq!(stats["bytes_out"], fits_memory.len());
     // Too large for both tiers: passed through from the origin, whole or
@@ -478,7 +481,7 @@ fn objects_larger_than_the_disk_tier_are_never_written_to_it() {
     );
     assert!(r.body == too_large[100_000..500_000], "range bytes differ");
     assert_eq!(dir_bytes(&objects), 0, "a file over the bound was kept");
-    let metrics = String::from_utf8(get(edge.http, "/metrics").body).unwrap();
+    let metrics = String::from_utf8(get(edge.admin, "/metrics").body).unwrap();
     assert!(
         metrics.contains("fleetcast_media_cache_pass_through_total 2\n"),
         "{metrics}"

@@ -52,7 +52,7 @@ fn rss_kib(server: &Server) -> u64 {
 
 /// `fleetcast_media_refused_total{reason}`.
 fn refused(server: &Server, reason: &str) -> f64 {
-    let (status, body) = server.get("/metrics");
+    let (status, body) = server.admin_get("/metrics");
     assert_eq!(status, 200, "{body}");
     metric(
         &parse_metrics(&body),

@@ -29,6 +29,7 @@ async fn start(edit: impl FnOnce(&mut Config)) -> Running {
     let mut config = Config::default();
     config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir.clone_from(&data);
     edit(&mut config);
     config.validate().unwrap();

@@ -51,7 +51,7 @@ fn rtmp_http_flv_and_rtmpdump_play_what_ffmpeg_publishes() {
     );
     assert!(cam["started_at"].as_str().unwrap().ends_with('Z'));
 
-    let (status, text) = server.get("/metrics");
+    let (status, text) = server.admin_get("/metrics");
     assert_eq!(status, 200);
     let samples = parse_metrics(&text);
     assert_eq!(metric(&samples, "fleetcast_media_streams"), 1.0);
@@ -120,7 +120,7 @@ fn a_second_publisher_is_refused_and_the_first_keeps_going() {
     let p = finish_probe(probe, "ffprobe after the refusal");
     assert_eq!(p.video_codec, "h264");
     assert!(p.video_packets >= 30, "{p:?}");
-    let samples = parse_metrics(&server.get("/metrics").1);
+    let samples = parse_metrics(&server.admin_get("/metrics").1);
     assert_eq!(
         metric(
             &samples,
@@ -143,7 +143,7 @@ fn a_stalled_reader_does_not_reduce_what_other_viewers_receive() {
     server.wait_streams("3 waiting viewers", |s| {
         // Waiting viewers are not listed until the stream is live; check the gauge instead.
         let _ = s;
-        let samples = parse_metrics(&server.get("/metrics").1);
+        let samples = parse_metrics(&server.admin_get("/metrics").1);
         metric(&samples, "fleetcast_media_connections{protocol=\"rtmp\"}") >= 3.0
     });
     // A high constant bitrate so the stalled socket's buffers fill quickly.
@@ -178,7 +178,7 @@ fn a_stalled_reader_does_not_reduce_what_other_viewers_receive() {
         stalled_video < 240,
         "the stalled viewer got {stalled_video} frames"
     );
-    let samples = parse_metrics(&server.get("/metrics").1);
+    let samples = parse_metrics(&server.admin_get("/metrics").1);
     assert!(
         metric(
             &samples,
@@ -239,7 +239,7 @@ fn malformed_input_closes_only_that_connection() {
     let p = finish_probe(probe, "ffprobe after malformed input");
     assert_eq!(p.video_codec, "h264");
     assert!(p.video_packets >= 30, "{p:?}");
-    let samples = parse_metrics(&server.get("/metrics").1);
+    let samples = parse_metrics(&server.admin_get("/metrics").1);
     assert!(metric(&samples, "fleetcast_media_connections_rejected_total") >= 4.0);
     let log = server.log();
     assert!(

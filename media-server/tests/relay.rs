@@ -50,6 +50,7 @@ async fn pushed_tags_come_back_unchanged_and_a_second_publisher_is_refused() {
     let mut config = Config::default();
     config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir.clone_from(&data);
     let listeners = server::bind(&config).await.unwrap();
     let url = format!("rtmp://{}/live/relay", listeners.rtmp.local_addr().unwrap());

@@ -51,7 +51,7 @@ fn ranges_return_the_exact_bytes_of_the_file() {
         Some(len.to_string().as_str())
     );
     // VOD bytes count as egress for the autoscaler.
-    let stats = get(server.http, "/api/stats");
+    let stats = get(server.admin, "/api/stats");
     let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
     assert_eq!(stats["bytes_out"], len);
     let etag = full.header("etag").expect("an ETag").to_owned();

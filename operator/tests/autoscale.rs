@@ -4,9 +4,9 @@
 //!
 //! No kubelet runs here, so the test plays the kubelet's part for the pods
 //! the ReplicaSet creates: it starts a media server per pod on its own
-//! loopback address (127.x.y.N, the HTTP port every edge pod uses, 8080) and
+//! loopback address (127.x.y.N, the admin port every edge pod uses, 8081) and
 //! writes that address into the pod's status as its IP, with phase Running.
-//! The operator then reads `http://POD_IP:8080/api/stats` exactly as in a
+//! The operator then reads `http://POD_IP:8081/api/stats` exactly as in a
 //! cluster: no test hook in the operator. Pods it does not start stay
 //! Pending, as HPA counts them (not started).
 
@@ -155,7 +155,8 @@ impl Edge {
         let data = tempdir::Dir::new("edge");
         let mut child = Command::new(media_binary())
             .args(["origin", "--rtmp", &format!("{ip}:0")])
-            .args(["--http", &format!("{ip}:8080"), "--data"])
+            .args(["--http", &format!("{ip}:0")])
+            .args(["--admin", &format!("{ip}:8081"), "--data"])
             .arg(&data.0)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -187,7 +188,7 @@ impl Edge {
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| {
                 panic!(
-                    "fleetcast-media on {ip}:8080 did not start (is port 8080 on {ip} free?): {}",
+                    "fleetcast-media on {ip} did not start (is port 8081 on {ip} free?): {}",
                     log.lock().unwrap()
                 )
             });
@@ -274,7 +275,7 @@ impl Drop for Procs {
 
 async fn stats_of(edge: &Edge) -> anyhow::Result<serde_json::Value> {
     let body = tokio::task::spawn_blocking({
-        let addr = SocketAddr::new(edge.ip, 8080);
+        let addr = SocketAddr::new(edge.ip, 8081);
         move || -> anyhow::Result<String> {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;

@@ -1,7 +1,8 @@
 //! Finding which upstream holds a live stream.
 //!
 //! Fleetcast servers (the `http://` upstreams, and peer edges) are asked
-//! over their `/api/streams`, which also says their role and RTMP port. An
+//! over their `/api/streams` on their admin port (`edge.upstream_admin_port`,
+//! same host as the upstream URL), which also says their role and RTMP port. An
 //! origin that lists the stream is pulled from; one that does not is
 //! skipped. An edge that does not list it yet may still find it (it pulls
 //! on demand too), and a plain RTMP server (nginx-rtmp, another vendor)
@@ -78,7 +79,8 @@ pub fn parse_listing(body: &[u8], key: &StreamKey) -> Option<Listing> {
 /// One Fleetcast server asked, and its answer (`None`: no answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asked {
-    /// Its HTTP address.
+    /// The address asked (its admin listener; only the host is used to
+    /// reach its RTMP port).
     pub http: SocketAddr,
     /// What it said.
     pub listing: Option<Listing>,

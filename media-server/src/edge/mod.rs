@@ -128,6 +128,8 @@ struct Inner {
     /// Live applications served (a request for another app pulls nothing).
     apps: Vec<String>,
     upstreams: Vec<UpstreamUrl>,
+    /// Port of upstreams' and peers' admin listener (`/api/streams`).
+    admin_port: u16,
     idle: Duration,
     mode: BalancingMode,
     peers: Arc<PeerSet>,
@@ -170,6 +172,7 @@ impl Edge {
                 hub,
                 apps: config.apps.iter().map(|a| a.name.clone()).collect(),
                 upstreams,
+                admin_port: edge.upstream_admin_port,
                 idle: Duration::from_secs(edge.idle_timeout_secs.max(1)),
                 mode: edge.balancing.mode,
                 peers: Arc::new(PeerSet::new(&edge.balancing, config.http.listen.port())),
@@ -282,7 +285,7 @@ impl Edge {
                 .await
                 .map(|mut a| a.next())
             {
-                let asked = locate::ask(http, key).await;
+                let asked = locate::ask(self.admin_addr(http), key).await;
                 let candidates = locate::plan(&[asked], &[]);
                 match locate::first_pull(&candidates, key, PULL_TIMEOUTS, tasks, shutdown).await {
                     Ok(p) => return Ok(p),
@@ -299,8 +302,8 @@ impl Edge {
         let rtmp = upstream::resolve(&self.inner.upstreams, Scheme::Rtmp).await;
         let mut set = tokio::task::JoinSet::new();
         for h in http {
-            let k = key.clone();
-            set.spawn(async move { locate::ask(h, &k).await });
+            let (k, admin) = (key.clone(), self.admin_addr(h));
+            set.spawn(async move { locate::ask(admin, &k).await });
         }
         let mut asked = Vec::new();
         while let Some(r) = set.join_next().await {
@@ -314,6 +317,12 @@ impl Edge {
             return Err(EdgeError::NotFound(key.clone()));
         }
         locate::first_pull(&candidates, key, PULL_TIMEOUTS, tasks, shutdown).await
+    }
+
+    /// The admin address of the Fleetcast server whose public HTTP address
+    /// is `http` (same host, `edge.upstream_admin_port`).
+    fn admin_addr(&self, http: std::net::SocketAddr) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(http.ip(), self.inner.admin_port)
     }
 
     /// Forgets `entry` if it is still the table's relay for `key`.

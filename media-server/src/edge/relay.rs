@@ -19,6 +19,8 @@ enum End {
     Idle,
     NotFound(String),
     Lost(String),
+    /// The admin API disconnected the relayed stream.
+    Kicked,
     Shutdown,
 }
 
@@ -40,11 +42,12 @@ pub(super) async fn run(edge: Edge, key: StreamKey, entry: Arc<RelayEntry>) {
             m.pulls_failed.fetch_add(1, Ordering::Relaxed);
             warn!(stream = %key, reason = %why, "relay lost its upstream");
         }
+        End::Kicked => info!(stream = %key, "relay closed by the admin API"),
         End::Shutdown => {}
     }
     entry.status.send_replace(match end {
         End::NotFound(why) | End::Lost(why) => Status::Failed(why),
-        End::Idle | End::Shutdown => Status::Failed("relay closed".into()),
+        End::Idle | End::Kicked | End::Shutdown => Status::Failed("relay closed".into()),
     });
     drop(publisher);
 }
@@ -123,8 +126,11 @@ async fn drive(
             p.send(t);
         }
         let mut rx = pull.rx;
+        let kicked = p.kicked();
+        tokio::pin!(kicked);
         loop {
             tokio::select! {
+                () = &mut kicked => return End::Kicked,
                 t = rx.recv() => match t {
                     Some(t) => {
                         for out in rebase.push(t) {

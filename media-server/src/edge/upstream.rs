@@ -1,5 +1,5 @@
 //! The upstream list: `rtmp://HOST:PORT` (live pulls) and `http://HOST:PORT`
-//! (the Fleetcast API and HTTP objects). A host name stands for every
+//! (HTTP objects; the Fleetcast API on the same host's admin port). A host name stands for every
 //! address it resolves to (a headless Service: one per origin pod), and is
 //! resolved again on each lookup, so origins coming and going are seen.
 
@@ -18,7 +18,7 @@ const HTTP_PORT: u16 = 80;
 pub enum Scheme {
     /// RTMP: live streams are pulled from it.
     Rtmp,
-    /// HTTP: a Fleetcast server's API (`/api/streams`) and files.
+    /// HTTP: a Fleetcast server's files (and, on its admin port, its API).
     Http,
 }
 

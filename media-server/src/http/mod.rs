@@ -1,8 +1,9 @@
-//! The HTTP server: HTTP-FLV (`/APP/NAME.flv`), `/api/streams`, `/healthz`,
-//! `/metrics`, and the routes of the HLS and VOD modules merged in.
+//! The public HTTP server: HTTP-FLV (`/APP/NAME.flv`), `/healthz`,
+//! `/readyz`, and the routes of the HLS and VOD modules merged in (the API
+//! and metrics are on the admin listener, `crate::admin`).
 //! axum (on hyper) for routing and HTTP/1.1; the media paths are thin.
 
-mod api;
+pub(crate) mod api;
 mod flv;
 mod listener;
 mod live_mp4;
@@ -22,10 +23,7 @@ use crate::server::AppState;
 pub fn router(state: &AppState) -> Router {
     let own = Router::new()
         .route("/healthz", get(api::healthz))
-        .route("/api/streams", get(api::streams))
         .route("/readyz", get(api::readyz))
-        .route("/api/stats", get(api::stats))
-        .route("/metrics", get(api::metrics))
         .route("/{app}/{file}", get(flv::play))
         .with_state(state.clone());
     // The HLS (`/{app}/{name}/{file}`) and VOD (`/vod/{*path}`) modules

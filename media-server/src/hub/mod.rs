@@ -181,10 +181,12 @@ impl Hub {
             key: key.clone(),
             epoch,
         });
+        let kick = lock(&stream.state).kick.clone();
         Ok(Publisher {
             hub: self.clone(),
             stream,
             epoch,
+            kick,
         })
     }
 
@@ -274,6 +276,18 @@ impl Hub {
         infos
     }
 
+    /// Asks the publisher of `key` to disconnect (its connection watches
+    /// [`Publisher::kicked`]); false when nobody publishes it.
+    pub fn disconnect_publisher(&self, key: &StreamKey) -> bool {
+        let stream = lock(&self.inner.streams).get(key).cloned();
+        let Some(stream) = stream else { return false };
+        let st = lock(&stream.state);
+        if st.publishing {
+            st.kick.cancel();
+        }
+        st.publishing
+    }
+
     /// Refuses new publishers from now on (used on shutdown; the
     /// connections end the existing publications themselves).
     pub fn close(&self) {
@@ -300,6 +314,7 @@ pub struct Publisher {
     hub: Hub,
     stream: Arc<Stream>,
     epoch: u64,
+    kick: tokio_util::sync::CancellationToken,
 }
 
 impl fmt::Debug for Publisher {
@@ -336,6 +351,12 @@ impl Publisher {
     /// When the publication started.
     pub fn started_at(&self) -> SystemTime {
         self.stream.started_at().unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// Resolves once [`Hub::disconnect_publisher`] asked this publication
+    /// to end; the owner then drops the publisher and closes its peer.
+    pub fn kicked(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.kick.clone().cancelled_owned()
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) struct State {
     pub audio_codec: Option<String>,
     /// (when, `bytes_in` then, last computed kbit/s) for the bitrate estimate.
     pub rate: Option<(Instant, u64, f64)>,
+    /// Fired to disconnect this publication's publisher (admin API); a new
+    /// one per publication, so it never reaches the next publisher.
+    pub kick: tokio_util::sync::CancellationToken,
 }
 
 pub(crate) struct Stream {
@@ -113,6 +116,7 @@ impl Stream {
         st.video_codec = None;
         st.audio_codec = None;
         st.rate = None;
+        st.kick = tokio_util::sync::CancellationToken::new();
         let _ = self.tx.send(Event::Published);
         Some(st.epoch)
     }

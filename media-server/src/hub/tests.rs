@@ -237,3 +237,24 @@ async fn a_lagging_viewer_still_learns_the_publisher_left() {
     assert!(!slow.is_live());
     assert!(hub.metrics().dropped_frames.get(Protocol::Rtmp) > 0);
 }
+
+#[tokio::test]
+async fn disconnect_publisher_fires_only_the_current_publication() {
+    let hub = hub(64);
+    assert!(!hub.disconnect_publisher(&key()), "nobody publishes yet");
+    let first = hub.publish(&key()).unwrap();
+    let kicked = first.kicked();
+    assert!(hub.disconnect_publisher(&key()));
+    tokio::time::timeout(Duration::from_secs(1), kicked)
+        .await
+        .expect("the first publisher is told to go");
+    drop(first);
+    assert!(!hub.disconnect_publisher(&key()), "the stream ended");
+    let second = hub.publish(&key()).unwrap();
+    // A new publication starts with a fresh token: not fired.
+    tokio::select! {
+        biased;
+        () = second.kicked() => panic!("the second publisher was kicked too"),
+        () = std::future::ready(()) => {}
+    }
+}

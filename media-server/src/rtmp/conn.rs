@@ -83,6 +83,8 @@ struct Conn {
     pending_play: Option<PendingPlay>,
     /// A publisher's bitrate cap (`limits.max_publish_bitrate`), from its first media.
     ingest: Option<super::ingest_rate::IngestMeter>,
+    /// Fires when the admin API disconnects this connection's publisher.
+    kicked: Option<std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
 }
 
 /// Publish and play authorization (`conn_auth`).
@@ -133,6 +135,7 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         keyframe_sent: false,
         pending_play: None,
         ingest: None,
+        kicked: None,
     };
     let end = conn.run().await;
     match &end {
@@ -245,6 +248,13 @@ impl Conn {
                     }
                 }
                 () = &mut hold, if holding => holding = false,
+                () = until_kicked(&mut self.kicked), if self.kicked.is_some() => {
+                    self.kicked = None;
+                    if let Some(p) = self.publisher.take() {
+                        info!(peer = %self.peer, stream = %p.key(), "publisher disconnected by the admin API");
+                    }
+                    return End::Done;
+                }
                 r = recv_media(self.subscriber.as_mut(), &mut deliveries), if want_media => {
                     if r.is_err() {
                         return End::TooSlow;
@@ -446,6 +456,7 @@ impl Conn {
             Ok(p) => {
                 info!(peer = %self.peer, stream = %key, "publish started");
                 self.session.accept_publish(name);
+                self.kicked = Some(Box::pin(p.kicked()));
                 self.publisher = Some(p);
                 self.key = Some(key);
             }
@@ -636,6 +647,16 @@ impl Conn {
             self.session.unpublish_notify(&name);
         }
         self.close_after_flush();
+    }
+}
+
+/// Resolves when the admin API kicked this connection's publisher.
+async fn until_kicked(
+    kicked: &mut Option<std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
+) {
+    match kicked {
+        Some(k) => k.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

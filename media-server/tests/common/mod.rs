@@ -57,9 +57,40 @@ impl Drop for TempDir {
 pub struct Server {
     pub child: Child,
     pub rtmp: SocketAddr,
+    /// The public port: playback, `/healthz`, `/readyz`.
     pub http: SocketAddr,
+    /// The admin port: `/api/*`, `/metrics`.
+    pub admin: SocketAddr,
     pub data: TempDir,
     log: Arc<Mutex<String>>,
+}
+
+/// A loopback address of its own for each server of this test process
+/// (`127.P.P.N`, P from the process id), as every pod has its own IP: edges
+/// reach an upstream's admin listener at the upstream's host and one
+/// admin port ([`admin_port`]), so servers must not share a host.
+pub fn next_loopback() -> std::net::IpAddr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    let [_, _, hi, lo] = pid.to_be_bytes();
+    // Never 127.0.0.x: tests connect from 127.0.0.1 and 127.0.0.2 as clients.
+    let hi = hi.max(1);
+    assert!(
+        n < 250,
+        "more servers than loopback addresses of this process"
+    );
+    std::net::IpAddr::from([127, hi, lo, u8::try_from(n + 2).unwrap()])
+}
+
+/// The admin port of every server of this test process (each on its own
+/// loopback address), and so the `edge.upstream_admin_port` of its edges.
+pub fn admin_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    })
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -92,27 +123,41 @@ impl Server {
 
     /// Starts the origin; `extra_yaml` lines are added to a config file.
     pub fn start_with(extra_yaml: &[&str]) -> Self {
-        Self::start_on("127.0.0.1:0", extra_yaml)
+        Self::start_on(&format!("{}:0", next_loopback()), extra_yaml)
     }
 
     /// Like [`Server::start_with`] with the HTTP listener on `http` (a
-    /// server that must know its own address, e.g. an edge advertising it).
+    /// server that must know its own address, e.g. an edge advertising it;
+    /// its other listeners take the same host).
     pub fn start_on(http: &str, extra_yaml: &[&str]) -> Self {
+        Self::start_full(http, extra_yaml, None)
+    }
+
+    /// Like [`Server::start_with`] with `admin.token_file` set.
+    pub fn start_with_token(token_file: &Path, extra_yaml: &[&str]) -> Self {
+        Self::start_full(
+            &format!("{}:0", next_loopback()),
+            extra_yaml,
+            Some(token_file),
+        )
+    }
+
+    fn start_full(http: &str, extra_yaml: &[&str], token_file: Option<&Path>) -> Self {
         let data = TempDir::new("data");
+        let host = http.parse::<SocketAddr>().unwrap().ip();
+        let rtmp = format!("{host}:0");
+        let admin = format!("{host}:{}", admin_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetcast-media"));
-        if extra_yaml.is_empty() {
-            cmd.args([
-                "origin",
-                "--rtmp",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(&data.0);
+        if extra_yaml.is_empty() && token_file.is_none() {
+            cmd.args(["origin", "--rtmp", &rtmp, "--http", http, "--admin", &admin])
+                .arg("--data")
+                .arg(&data.0);
         } else {
+            let token = token_file.map_or_else(String::new, |t| {
+                format!(", token_file: \"{}\"", t.display())
+            });
             let mut yaml = format!(
-                "rtmp: {{ listen: \"127.0.0.1:0\" }}\nhttp: {{ listen: \"{http}\" }}\ndata_dir: \"{}\"\n",
+                "rtmp: {{ listen: \"{rtmp}\" }}\nhttp: {{ listen: \"{http}\" }}\nadmin: {{ listen: \"{admin}\"{token} }}\ndata_dir: \"{}\"\n",
                 data.0.display()
             );
             for l in extra_yaml {
@@ -138,17 +183,20 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let line = strip_ansi(&line);
-                if let (Some(r), Some(h)) = (field(&line, "rtmp"), field(&line, "http"))
-                    && let Some(tx) = tx.take()
+                if let (Some(r), Some(h), Some(a)) = (
+                    field(&line, "rtmp"),
+                    field(&line, "http"),
+                    field(&line, "admin"),
+                ) && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send((r, h));
+                    let _ = tx.send((r, h, a));
                 }
                 let mut l = log2.lock().unwrap();
                 l.push_str(&line);
                 l.push('\n');
             }
         });
-        let (rtmp, http) = rx
+        let (rtmp, http, admin) = rx
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| {
                 panic!(
@@ -160,6 +208,7 @@ impl Server {
             child,
             rtmp,
             http,
+            admin,
             data,
             log,
         }
@@ -177,14 +226,19 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
-    /// GET over a plain socket (HTTP/1.0 style, whole response).
+    /// GET on the public port over a plain socket (whole response).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.http, path)
     }
 
+    /// GET on the admin port (`/api/*`, `/metrics`).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path)
+    }
+
     /// `/api/streams` as JSON.
     pub fn streams(&self) -> serde_json::Value {
-        let (status, body) = self.get("/api/streams");
+        let (status, body) = self.admin_get("/api/streams");
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }

@@ -10,7 +10,12 @@ use super::common::{Server, TempDir, output_bounded, require, stream_of};
 /// Starts an edge pulling from `upstreams` (URLs), idle timeout `idle` s,
 /// with extra yaml lines under `edge:` (indented by the caller).
 pub fn start_edge(upstreams: &[String], idle: u64, extra_edge: &[&str]) -> (Server, TempDir) {
-    start_edge_on("127.0.0.1:0", upstreams, idle, extra_edge)
+    start_edge_on(
+        &format!("{}:0", super::common::next_loopback()),
+        upstreams,
+        idle,
+        extra_edge,
+    )
 }
 
 /// Like [`start_edge`] with the HTTP listener on `http`.
@@ -31,6 +36,7 @@ pub fn start_edge_on(
         "edge:".to_owned(),
         format!("  upstreams: [{list}]"),
         format!("  idle_timeout_secs: {idle}"),
+        format!("  upstream_admin_port: {}", super::common::admin_port()),
         format!("  cache: {{ dir: \"{}\" }}", cache.0.display()),
     ];
     lines.extend(extra_edge.iter().map(|l| (*l).to_owned()));
@@ -126,14 +132,14 @@ impl Drop for Reaped {
 /// A metric of a server's `/metrics`, as an integer.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn metric_u64(s: &Server, name: &str) -> u64 {
-    let (status, body) = s.get("/metrics");
+    let (status, body) = s.admin_get("/metrics");
     assert_eq!(status, 200);
     super::common::metric(&super::common::parse_metrics(&body), name) as u64
 }
 
-/// A loopback address with a port free now (for servers that must know
-/// their address before they start).
+/// A loopback address of its own with a port free now (for servers that
+/// must know their address before they start).
 pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = std::net::TcpListener::bind((super::common::next_loopback(), 0)).unwrap();
     l.local_addr().unwrap().to_string()
 }

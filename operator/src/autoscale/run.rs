@@ -26,7 +26,6 @@ use super::decision::{self, History, Input};
 use super::pods::{self, DELETION_COST_ANNOTATION, EdgePod};
 use super::stats::{self, PodStats, StatsClient};
 use super::status::{Part, PoolPart};
-use crate::build::media_config::HTTP_PORT;
 use crate::build::names::{self, Component};
 use crate::crd::MediaCluster;
 use crate::crd::v1alpha1::{EdgePool, PoolAutoscalingStatus, ScaleRecord, ScalingMetric};
@@ -45,7 +44,8 @@ pub struct Settings {
     pub interval: Duration,
     /// How long one `/api/stats` request may take.
     pub stats_timeout: Duration,
-    /// The port of every edge pod's HTTP server (the media config's).
+    /// The port of every edge pod's admin listener (the media config's
+    /// `admin.listen`), where `/api/stats` is.
     pub stats_port: u16,
 }
 
@@ -54,7 +54,7 @@ impl Default for Settings {
         Self {
             interval: Duration::from_secs(15),
             stats_timeout: Duration::from_secs(2),
-            stats_port: HTTP_PORT,
+            stats_port: fleetcast_media::config::DEFAULT_ADMIN_PORT,
         }
     }
 }

@@ -155,18 +155,21 @@ pub async fn start_nginx(bin: &str, template: &Path, dir: &Path) -> Result<Serve
     })
 }
 
-/// The Fleetcast origin (`fleetcast-media origin`), RTMP and HTTP on free ports.
+/// The Fleetcast origin (`fleetcast-media origin`), RTMP, HTTP and admin on free ports.
 pub async fn start_fleetcast(bin: &str, dir: &Path) -> Result<Server> {
     std::fs::create_dir_all(dir.join("vod"))
         .with_context(|| format!("create {}", dir.display()))?;
     let rtmp_port = free_port()?;
     let http_port = free_port()?;
+    let admin_port = free_port()?;
     let mut cmd = Command::new(bin);
     cmd.arg("origin")
         .arg("--rtmp")
         .arg(format!("127.0.0.1:{rtmp_port}"))
         .arg("--http")
         .arg(format!("127.0.0.1:{http_port}"))
+        .arg("--admin")
+        .arg(format!("127.0.0.1:{admin_port}"))
         .arg("--data")
         .arg(dir)
         .env("RUST_LOG", "warn");

@@ -43,6 +43,7 @@ async fn first_frame_and_play_over_rtmp_and_http_flv() {
     let mut config = Config::default();
     config.rtmp.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir.clone_from(&data);
     let listeners = bind(&config).await.unwrap();
     let rtmp = listeners.rtmp.local_addr().unwrap();
