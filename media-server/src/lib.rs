@@ -19,6 +19,7 @@ pub mod http;
 pub mod http_file;
 pub mod hub;
 pub mod media;
+pub mod page;
 pub mod peer_limits;
 pub mod range;
 pub mod record;

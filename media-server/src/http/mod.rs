@@ -30,6 +30,7 @@ pub fn router(state: &AppState) -> Router {
     // bring their own routes, state applied; HLS also starts its follower.
     own.merge(crate::hls::routes(state))
         .merge(crate::vod::routes(state))
+        .merge(crate::page::routes(state))
 }
 
 /// Serves HTTP on `listener` until `state.shutdown` fires (open HTTP-FLV
