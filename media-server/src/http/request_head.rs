@@ -89,7 +89,9 @@ impl HeadScan {
                 }
                 Phase::Head => self.push(b),
             }
-            if self.phase == Phase::Head && self.len > self.max {
+            // Checked on every byte of a head, its last one included (the
+            // byte that ends a head has already moved the phase on).
+            if self.len > self.max {
                 return Scan::TooLarge;
             }
         }
@@ -174,6 +176,17 @@ mod tests {
             many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
         }
         assert_eq!(s.feed(&many), Scan::TooLarge);
+    }
+
+    #[test]
+    fn a_head_one_byte_over_the_limit_is_refused_when_that_byte_ends_it() {
+        // Found by the http_head fuzz target: the limit was checked only
+        // while the head went on, so a head ending on byte max + 1 passed.
+        let head = b"GET / HTTP/1.1\r\n\r\n";
+        let mut s = HeadScan::new(head.len() - 1);
+        assert_eq!(s.feed(head), Scan::TooLarge);
+        let mut s = HeadScan::new(head.len());
+        assert_eq!(s.feed(head), phase(Phase::BetweenRequests, false));
     }
 
     #[test]
