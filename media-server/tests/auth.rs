@@ -1,7 +1,7 @@
 //! Publish and play authorization with real clients on loopback: ffmpeg
 //! publishing with and without keys (a key directory laid out as a mounted
 //! Kubernetes Secret, rotated under the running server), a publish
-//! webhook served by a small tokio HTTP server in the test, and
+//! webhook served by a small tokio HTTP server in the test, takeover, and
 //! signed playback URLs (made by the `sign-url` command) checked with
 //! ffprobe and curl for RTMP, HTTP-FLV, HLS and VOD, on an origin and
 //! through an edge.
@@ -243,6 +243,31 @@ fn publish_webhook_allows_denies_with_its_reason_and_fails_closed() {
     );
 }
 
+#[test]
+fn takeover_replaces_the_first_publisher_when_allowed() {
+    let server = Server::start_with(&["auth: { allow_takeover: true }"]);
+    let url = server.rtmp_url("live", "cam");
+    let mut first = publish(&url, 60);
+    server.wait_live("live", "cam");
+    assert!(
+        publish_ok(&url, 3),
+        "the second publisher must be accepted\n{}",
+        server.log()
+    );
+    // The first publisher's connection was closed: ffmpeg fails long
+    // before its 60 s (the bound is only a safety net).
+    let status = wait_bounded(&mut first, Duration::from_secs(50), "first publisher");
+    assert!(
+        !status.success(),
+        "the first publisher must have been cut off"
+    );
+    assert!(
+        server.log().contains("takes the stream over"),
+        "{}",
+        server.log()
+    );
+}
+
 /// `fleetcast-media sign-url` for `url`.
 fn sign_url(secret_file: &Path, ttl: u64, url: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_fleetcast-media"))
@@ -432,6 +457,13 @@ fn a_signed_viewer_plays_through_an_edge_and_an_unsigned_one_is_refused() {
         (403, "signed URL required (expires and token missing)")
     );
     let flv_probe = spawn_probe(&sign_url(&secret, 300, &flv));
+    let rtmp = edge.rtmp_url("live", "cam");
+    let rtmp_probe = spawn_probe(&sign_url(&secret, 300, &rtmp));
+    let unsigned = output_bounded(spawn_probe(&rtmp), Duration::from_mins(1), "unsigned RTMP");
+    assert!(
+        !unsigned.status.success(),
+        "an unsigned RTMP play must be refused"
+    );
     // HLS on the edge: the edge packages the relayed stream itself.
     let playlist = sign_url(
         &secret,
@@ -451,6 +483,8 @@ fn a_signed_viewer_plays_through_an_edge_and_an_unsigned_one_is_refused() {
     let seg_url = format!("http://{}/live/cam/{segment}", edge.http);
     assert_eq!(curl(&seg_url).0, 200);
     assert_eq!(curl(seg_url.split('?').next().unwrap()).0, 403);
+    let p = finish_probe(rtmp_probe, "signed RTMP via the edge");
+    assert!(p.video_packets >= 30, "{p:?}");
     let p = finish_probe(flv_probe, "signed FLV via the edge");
     assert!(
         p.video_packets >= 30,
@@ -523,4 +557,34 @@ fn play_webhook_asks_once_per_hls_session_and_denies_with_its_reason() {
     assert!(wait_bounded(&mut publisher, Duration::from_mins(1), "publisher").success());
     assert_eq!(refused_metric(&server, "play", "webhook_denied"), 2.0);
     assert!(server.log().contains("no subscription for this channel"));
+}
+
+#[test]
+fn urls_bound_to_an_address_play_only_from_it() {
+    let dir = TempDir::new("bound-signing");
+    let secret = secret_file(&dir);
+    let server = Server::start_with(&[&format!(
+        "auth: {{ play_signing_secret_file: \"{}\", play_signing_bind_addr: true }}",
+        secret.display()
+    )]);
+    // No stream is live: an allowed request reaches the HLS route (404),
+    // a refused one stops at the check (403).
+    let playlist = format!("http://{}/live/cam/index.m3u8", server.http);
+    let bound = |ip: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetcast-media"))
+            .arg("sign-url")
+            .arg("--secret-file")
+            .arg(&secret)
+            .args(["--ttl-secs", "300", "--client-ip", ip, &playlist])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    // curl reaches the loopback server from 127.0.0.1.
+    assert_eq!(curl(&bound("127.0.0.1")).0, 404, "{}", server.log());
+    let (status, body) = curl(&bound("10.9.9.9"));
+    assert_eq!((status, body.trim()), (403, "invalid token"));
+    // An unbound URL does not pass a server that binds addresses.
+    assert_eq!(curl(&sign_url(&secret, 300, &playlist)).0, 403);
 }

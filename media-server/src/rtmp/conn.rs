@@ -251,7 +251,7 @@ impl Conn {
                 () = until_kicked(&mut self.kicked), if self.kicked.is_some() => {
                     self.kicked = None;
                     if let Some(p) = self.publisher.take() {
-                        info!(peer = %self.peer, stream = %p.key(), "publisher disconnected by the admin API");
+                        info!(peer = %self.peer, stream = %p.key(), "publisher disconnected (admin API, or another publisher took the stream over)");
                     }
                     return End::Done;
                 }

@@ -3,11 +3,19 @@
 //! a refusal answers an error status with the reason, is logged (client,
 //! stream, reason; never the key) and counted by reason.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
 use tracing::warn;
 
 use super::{Conn, VOD_APP};
 use crate::auth::{PlayKind, Reason, Refusal, signing};
 use crate::config::check_name;
+use crate::hub::StreamKey;
+
+/// How long a taking-over publisher waits for the old one to leave.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+const TAKEOVER_POLL: Duration = Duration::from_millis(20);
 
 /// A publish or play whose authorization is pending.
 #[derive(Debug)]
@@ -42,7 +50,10 @@ impl Conn {
                     .check(&app, &name, query.as_deref(), self.peer.ip())
                     .await;
                 match checked {
-                    Ok(()) => self.on_publish(&name),
+                    Ok(()) => {
+                        self.take_over_if_allowed(&app, &name).await;
+                        self.on_publish(&name);
+                    }
                     Err(refusal) => self.refuse_publish(&app, &name, &refusal),
                 }
             }
@@ -66,6 +77,23 @@ impl Conn {
                     Err(refusal) => self.refuse_play(&resource, &refusal),
                 }
             }
+        }
+    }
+
+    /// With `allow_takeover`, disconnects the publisher of `app/name` and
+    /// waits (bounded) for its publication to end.
+    async fn take_over_if_allowed(&mut self, app: &str, name: &str) {
+        if !self.state.publish_auth.allow_takeover() {
+            return;
+        }
+        let key = StreamKey::new(app, name);
+        if !self.state.hub.disconnect_publisher(&key) {
+            return;
+        }
+        tracing::info!(peer = %self.peer, stream = %key, "publish takes the stream over: disconnecting its publisher");
+        let deadline = Instant::now() + TAKEOVER_WAIT;
+        while self.state.hub.is_live(&key) && Instant::now() < deadline {
+            tokio::time::sleep(TAKEOVER_POLL).await;
         }
     }
 
