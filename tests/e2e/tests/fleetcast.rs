@@ -188,7 +188,8 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
     uninstall_chart(&cluster, ns.name(), &release).await
 }
 
-/// `helm install` with one operator replica (enough on one node).
+/// `helm install` with one operator replica (enough on one node), then
+/// `helm test`.
 async fn install_chart(
     cluster: &Cluster,
     client: &Client,
@@ -210,6 +211,15 @@ async fn install_chart(
         return Err(e.context(format!("operator pods:\n{}", describe_pods(&operator))));
     }
     eprintln!("e2e: helm install --wait took {:?}", started.elapsed());
+    // The chart's own check: a pod that asks the operator's Service for
+    // /healthz through the cluster DNS.
+    let mut test = cluster.helm();
+    test.args(["test", release, "--namespace", ns, "--timeout", "3m"]);
+    if let Err(e) = run(test, "helm test").await {
+        let all = pods(client, ns, &format!("app.kubernetes.io/instance={release}")).await?;
+        return Err(e.context(format!("pods of the release:\n{}", describe_pods(&all))));
+    }
+    eprintln!("e2e: helm test passed");
     Ok(())
 }
 
@@ -312,7 +322,7 @@ async fn losing_the_origin_keeps_an_edge_viewer(client: &Client, ns: &str) -> an
                 "-sf",
                 "--max-time",
                 "3",
-                &format!("http://{ip}:8080/api/streams"),
+                &format!("http://{ip}:8081/api/streams"),
             ])
             .output()
             .await?;
