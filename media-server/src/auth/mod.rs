@@ -243,7 +243,15 @@ impl PlayAuth {
         let Some(hook) = &self.webhook else {
             return Ok(());
         };
-        let cache_key = format!("{client}\n{resource}\n{}", query.unwrap_or_default());
+        // A digest, not the text: queries can be kilobytes, and the cache
+        // holds up to PLAY_CACHE_MAX of them.
+        let cache_key = {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(
+                format!("{client}\n{resource}\n{}", query.unwrap_or_default()).as_bytes(),
+            );
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD_NO_PAD, digest)
+        };
         let now = tokio::time::Instant::now();
         if let Some(decision) = self.decisions().get(&cache_key, now) {
             return decision;
