@@ -73,6 +73,7 @@ pub(crate) fn children(
         ),
     ];
     volumes.extend(super::security::edge_volumes(&mc.spec.security));
+    volumes.extend(super::admin::token_volume(&mc.spec.security));
     // The memory tier of the cache lives in the pod's memory: the default limit leaves room above it.
     let default_resources = pod::default_resources(
         quantity::to_bytes(&pool.cache.memory)

@@ -17,7 +17,8 @@ use crate::crd::v1alpha1::{BalancingMode, EdgePool, ORIGIN_UPSTREAM};
 
 /// Container ports every media-server pod listens on.
 pub const RTMP_PORT: u16 = fleetcast_media::config::DEFAULT_RTMP_PORT;
-/// HTTP: HLS, HTTP-FLV, VOD, `/healthz`, `/metrics`.
+/// HTTP (public): HLS, HTTP-FLV, VOD, `/healthz`, `/readyz`; `/api/*` and
+/// `/metrics` are on [`super::admin::ADMIN_PORT`].
 pub const HTTP_PORT: u16 = fleetcast_media::config::DEFAULT_HTTP_PORT;
 /// Where origins keep VOD files and recordings.
 pub const DATA_DIR: &str = "/data";
@@ -83,6 +84,7 @@ pub fn origin(mc: &MediaCluster) -> Result<Rendered, ConfigError> {
             Some(PathBuf::from(super::origin::AUTH_DIR).join(super::origin::AUTH_FILE));
     }
     super::security::origin_auth(&mc.spec.security, &mut config.auth);
+    config.admin.token_file = super::admin::token_file(&mc.spec.security);
     finish(&config, "origin")
 }
 
@@ -126,6 +128,7 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
         ..EdgeConfig::default()
     });
     super::security::edge_auth(&mc.spec.security, &mut config.auth);
+    config.admin.token_file = super::admin::token_file(&mc.spec.security);
     // On SIGTERM: readiness fails, viewers keep playing this long, then reconnect elsewhere.
     config.drain.period_secs = u64::try_from(pool.drain.seconds).unwrap_or(0);
     finish(&config, &format!("edge pool {}", pool.name))

@@ -1,6 +1,7 @@
 //! Desired state: pure functions from a `MediaCluster` to every object it
 //! should own. No I/O here; `reconcile` applies what these return.
 
+pub mod admin;
 pub mod edge;
 pub mod media_config;
 pub mod names;

@@ -148,6 +148,7 @@ fn volumes(
         ));
     }
     volumes.extend(super::security::origin_volumes(security));
+    volumes.extend(super::admin::token_volume(security));
     (volumes, extra_mounts)
 }
 

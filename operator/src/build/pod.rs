@@ -233,6 +233,13 @@ fn container(p: &PodParams<'_>, mounts: Vec<VolumeMount>) -> Container {
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             },
+            // `/api/*` and `/metrics`: on no Service (cluster-internal).
+            ContainerPort {
+                name: Some("admin".to_owned()),
+                container_port: i32::from(super::admin::ADMIN_PORT),
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
         ]),
         env: Some(vec![
             env_field("POD_NAME", "metadata.name"),

@@ -288,7 +288,7 @@ fn pod_template_runs_the_server_with_its_config() {
             .iter()
             .map(|p| p.container_port)
             .collect();
-        assert_eq!(ports, [1935, 8080]);
+        assert_eq!(ports, [1935, 8080, 8081]);
         let config_volume = spec
             .volumes
             .as_ref()

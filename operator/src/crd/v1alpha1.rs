@@ -104,6 +104,29 @@ pub struct SecuritySpec {
     /// A NetworkPolicy per MediaCluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+    /// The Bearer token the media servers' admin port requires for changes
+    /// (`DELETE /api/streams/APP/NAME`); without it those are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<AdminToken>,
+}
+
+/// A key of a Secret holding the admin token (one per line, every line
+/// accepted), mounted into origins and edges at `/etc/fleetcast/admin/token`;
+/// edits reach the pods without a restart.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminToken {
+    /// Secret in the MediaCluster's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Key within the Secret.
+    #[serde(default = "default_admin_token_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+fn default_admin_token_key() -> String {
+    "token".to_owned()
 }
 
 impl SecuritySpec {
