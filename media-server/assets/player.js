@@ -15,6 +15,7 @@
   const TRIM_AFTER = 30; // trim once this much is behind the play head
   const MAX_BEHIND = 1.5; // jump to the live edge when further behind
   const LIVE_OFFSET = 0.3; // where to jump: this far before the edge
+  const CATCH_UP_OVER = 0.5; // play at 1.1x while further behind than this
   const MAX_QUEUE = 8 * 1024 * 1024; // bytes waiting to be appended
 
   const state = {
@@ -267,6 +268,9 @@
           video.currentTime = Math.max(b.start(b.length - 1), end - LIVE_OFFSET);
           state.jumps += 1;
         }
+        // A little behind: play slightly faster until near the edge again.
+        const behind = end - video.currentTime;
+        video.playbackRate = behind > CATCH_UP_OVER ? 1.1 : 1.0;
         if (video.paused && !waitingFor) {
           waitingFor = video.play();
           if (waitingFor) {

@@ -331,11 +331,10 @@ fn signed_playback_tokens_carry_from_the_watch_page_to_the_stream() {
     let base = format!("http://{}", origin.http);
 
     // Signed: the page hands its query to /live/signed.mp4 and it plays.
-    // A token signs APP/NAME, so the stream's `.flv` URL is signed here.
     let out = Command::new(env!("CARGO_BIN_EXE_fleetcast-media"))
         .args(["sign-url", "--ttl-secs", "600", "--secret-file"])
         .arg(&secret)
-        .arg(format!("{base}/live/signed.flv"))
+        .arg(format!("{base}/live/signed.mp4"))
         .output()
         .unwrap();
     assert!(
