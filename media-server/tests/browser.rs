@@ -155,12 +155,42 @@ impl Browser {
     }
 }
 
+/// The processes of process group `pgid` (from `/proc/PID/stat`).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                // After "PID (COMM) ": state, ppid, pgrp.
+                .and_then(|st| {
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(2)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        let pgid = self.child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
-            .status();
+        // Each member by its own (positive) id: `kill -SIG -PGID` is not
+        // safe with every kill(1) (some turn it into -1: every process).
+        let pgid = self.child.id();
+        for pid in group_members(pgid) {
+            if pid > 1 && pid != std::process::id() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -186,11 +216,16 @@ fn dump_dom(url: &str) -> String {
 
 /// A GET's status, headers (lower-case names) and body.
 fn get_full(addr: SocketAddr, path: &str) -> (u16, Vec<(String, String)>, String) {
+    get_with(addr, path, "")
+}
+
+/// Like [`get_full`] with `extra` header lines (each ending in CRLF).
+fn get_with(addr: SocketAddr, path: &str, extra: &str) -> (u16, Vec<(String, String)>, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = Vec::new();
@@ -268,7 +303,28 @@ fn the_page_lists_the_stream_and_chromium_plays_it_with_a_latency_readout() {
     assert_eq!(status, 200);
     assert!(js.contains("MediaSource"));
     assert!(header(&headers, "cache-control").is_some_and(|c| c.contains("max-age=")));
-    assert!(header(&headers, "etag").is_some());
+    let etag = header(&headers, "etag").unwrap().to_owned();
+    // Revalidation: the same ETag gets 304 and no body.
+    let (status, _, body) = get_with(
+        origin.http,
+        "/assets/player.js",
+        &format!("If-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    // The player page: no-cache, the policy, the script by version.
+    let (status, headers, body) = get_full(origin.http, "/watch/live/browser?a=1");
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    assert!(header(&headers, "content-security-policy").is_some());
+    assert!(
+        body.contains("data-src=\"/live/browser.mp4?a=1\""),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("/assets/player.js?v={}", etag.trim_matches('"'))),
+        "{body}"
+    );
 
     // The browser renders the list with a link to the player.
     let dom = dump_dom(&format!("{base}/"));
