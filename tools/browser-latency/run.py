@@ -239,6 +239,7 @@ def play(chrome, url, key, warmup, seconds):
             if last and last.get("latencyMs") is not None:
                 samples.append({"latency_ms": last["latencyMs"],
                                 "hls_latency_ms": last.get("hlsLatencyMs"),
+                                "hls_target_latency_ms": last.get("targetLatencyMs"),
                                 "frames": last.get("decodedFrames")})
         offsets = clock_check()
     finally:
@@ -253,6 +254,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--json")
+    ap.add_argument("--part-ms", type=int,
+                    help="hls.ll.part_duration_ms on both servers (through config files; default: the servers' 500)")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     if not os.path.isfile(os.path.join(HERE, "node_modules/hls.js/dist/hls.min.js")):
@@ -264,16 +267,27 @@ def main():
     chrome = None
     httpd = None
     try:
-        procs.append(subprocess.Popen(
-            [a.bin, "origin", "--rtmp", f"{ORIGIN_IP}:1935", "--http", f"{ORIGIN_IP}:8080",
-             "--admin", f"{ORIGIN_IP}:8081", "--data", os.path.join(tmp, "odata")],
-            stdout=log, stderr=log, cwd=tmp))
-        procs.append(subprocess.Popen(
-            [a.bin, "edge", "--rtmp", f"{EDGE_IP}:1935", "--http", f"{EDGE_IP}:8080",
-             "--admin", f"{EDGE_IP}:8081",
-             "--upstream", f"rtmp://{ORIGIN_IP}:1935,http://{ORIGIN_IP}:8080",
-             "--cache-dir", os.path.join(tmp, "ecache")],
-            stdout=log, stderr=log, cwd=tmp))
+        if a.part_ms is None:
+            origin_cmd = [a.bin, "origin", "--rtmp", f"{ORIGIN_IP}:1935", "--http", f"{ORIGIN_IP}:8080",
+                          "--admin", f"{ORIGIN_IP}:8081", "--data", os.path.join(tmp, "odata")]
+            edge_cmd = [a.bin, "edge", "--rtmp", f"{EDGE_IP}:1935", "--http", f"{EDGE_IP}:8080",
+                        "--admin", f"{EDGE_IP}:8081",
+                        "--upstream", f"rtmp://{ORIGIN_IP}:1935,http://{ORIGIN_IP}:8080",
+                        "--cache-dir", os.path.join(tmp, "ecache")]
+        else:
+            def config(name, ip, extra):
+                path = os.path.join(tmp, f"{name}.yaml")
+                with open(path, "w") as f:
+                    f.write(f'rtmp: {{ listen: "{ip}:1935" }}\nhttp: {{ listen: "{ip}:8080" }}\n'
+                            f'admin: {{ listen: "{ip}:8081" }}\ndata_dir: "{tmp}/{name}-data"\n'
+                            f'hls: {{ ll: {{ part_duration_ms: {a.part_ms} }} }}\n{extra}')
+                return [a.bin, "--config", path]
+            origin_cmd = config("origin", ORIGIN_IP, "")
+            edge_cmd = config("edge", EDGE_IP,
+                              f'role: edge\nedge:\n  upstreams: ["rtmp://{ORIGIN_IP}:1935", '
+                              f'"http://{ORIGIN_IP}:8080"]\n  cache: {{ dir: "{tmp}/ecache" }}\n')
+        procs.append(subprocess.Popen(origin_cmd, stdout=log, stderr=log, cwd=tmp))
+        procs.append(subprocess.Popen(edge_cmd, stdout=log, stderr=log, cwd=tmp))
         wait_until("origin and edge HTTP", lambda: get(ORIGIN_IP, 8080, "/")[0] == 200
                    and get(EDGE_IP, 8080, "/")[0] == 200, 30)
         procs.append(subprocess.Popen(
