@@ -248,6 +248,12 @@ pub struct EdgeConfig {
     pub upstreams: Vec<String>,
     /// Seconds an upstream pull stays open after its last viewer leaves.
     pub idle_timeout_secs: u64,
+    /// Seconds a relayed stream whose upstream went away is kept (its
+    /// viewers connected) while the edge looks for it again. It must cover
+    /// the publisher reconnecting to another origin plus the cluster DNS
+    /// catching up with a replacement origin pod (`CoreDNS` caches headless
+    /// Service records for 30 s in a default cluster).
+    pub failover_secs: u64,
     /// Pull-through cache for HTTP objects (HLS segments, VOD files).
     pub cache: CacheConfig,
     /// How edges of one pool share streams.
@@ -434,6 +440,7 @@ impl Default for EdgeConfig {
         Self {
             upstreams: Vec::new(),
             idle_timeout_secs: 30,
+            failover_secs: 45,
             cache: CacheConfig::default(),
             balancing: BalancingConfig::default(),
             upstream_admin_port: DEFAULT_ADMIN_PORT,

@@ -42,9 +42,6 @@ pub const VIEWER_WAIT: Duration = Duration::from_secs(20);
 /// Relays looking for their stream at once (each asks every upstream); a
 /// request for one more stream while they are all busy is refused.
 pub const MAX_LOCATING: usize = 64;
-/// How long a relay keeps its viewers while looking for the stream again
-/// after its upstream went away (the publisher moving to another origin).
-pub const FAILOVER_WINDOW: Duration = Duration::from_secs(20);
 /// Pause between failover lookups.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// Timeouts of one pull attempt. `connect` is long because an upstream
@@ -131,6 +128,10 @@ struct Inner {
     /// Port of upstreams' and peers' admin listener (`/api/streams`).
     admin_port: u16,
     idle: Duration,
+    /// How long a relay keeps its viewers while looking for the stream
+    /// again after its upstream went away (the publisher moving to another
+    /// origin), from `edge.failover_secs`.
+    failover: Duration,
     mode: BalancingMode,
     peers: Arc<PeerSet>,
     shutdown: CancellationToken,
@@ -174,6 +175,7 @@ impl Edge {
                 upstreams,
                 admin_port: edge.upstream_admin_port,
                 idle: Duration::from_secs(edge.idle_timeout_secs.max(1)),
+                failover: Duration::from_secs(edge.failover_secs.max(1)),
                 mode: edge.balancing.mode,
                 peers: Arc::new(PeerSet::new(&edge.balancing, config.http.listen.port())),
                 shutdown,

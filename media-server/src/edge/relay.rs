@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::rebase::Rebaser;
-use super::{Edge, FAILOVER_WINDOW, RETRY_PAUSE, RelayEntry, Status, lock};
+use super::{Edge, RETRY_PAUSE, RelayEntry, Status, lock};
 use crate::hub::{Publisher, StreamKey};
 
 /// Why a relay stopped.
@@ -81,7 +81,7 @@ async fn drive(
         } else {
             // Failover: the publication (and so every viewer) stays while
             // the stream is looked for again.
-            let deadline = Instant::now() + FAILOVER_WINDOW;
+            let deadline = Instant::now() + edge.inner.failover;
             loop {
                 let r = tokio::select! {
                     r = edge.find(key) => r,

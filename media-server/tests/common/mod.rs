@@ -572,7 +572,8 @@ pub fn drain_until_unpublished(
     c: &mut fleetcast_media::rtmp::ClientSession,
 ) -> usize {
     use fleetcast_media::rtmp::ClientEvent;
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // Longer than the edge's default failover window (45 s).
+    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
     let mut buf = vec![0u8; 1 << 16];
     let mut video = 0;
     loop {
