@@ -137,7 +137,7 @@ impl Viewer {
     /// Starts playing `url`.
     pub fn start(url: &str) -> anyhow::Result<Viewer> {
         let mut child = Command::new("ffprobe")
-            .args(["-v", "error", "-rw_timeout", "30000000"])
+            .args(["-v", "error", "-rw_timeout", "60000000"])
             .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0", url])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

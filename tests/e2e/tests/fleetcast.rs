@@ -282,7 +282,7 @@ async fn publish_and_play_everywhere(
     let publisher =
         media::publish_reconnecting(format!("rtmp://{ingest_ip}:{ingest_port}/{STREAM}"));
     let mut first_frame = None;
-    for (pool, _) in POOLS {
+    for (pool, replicas) in POOLS {
         let service = format!("{MC}-edge-{pool}");
         let (ip, rtmp) = service_address(client, ns, &service, "rtmp").await?;
         let (_, http) = service_address(client, ns, &service, "http").await?;
@@ -290,6 +290,10 @@ async fn publish_and_play_everywhere(
             format!("rtmp://{ip}:{rtmp}/{STREAM}"),
             format!("http://{ip}:{http}/{STREAM}.flv"),
             format!("http://{ip}:{http}/{STREAM}/index.m3u8"),
+            // Low-latency HLS (CMAF parts) and the live fMP4 stream the
+            // browser player reads.
+            format!("http://{ip}:{http}/{STREAM}/ll.m3u8"),
+            format!("http://{ip}:{http}/{STREAM}.mp4"),
         ] {
             let probe = play(&url, 3).await?;
             first_frame.get_or_insert_with(|| applied.elapsed());
@@ -297,6 +301,21 @@ async fn publish_and_play_everywhere(
                 "e2e: {service}: {url} plays ({} video frames)",
                 probe.frames
             );
+        }
+        // The status page of the edge behind the Service lists the stream
+        // it relays, linking to its player page (a pool of one pod: with
+        // more, the page may come from a pod no viewer has reached yet).
+        if replicas > 1 {
+            continue;
+        }
+        let page = tokio::process::Command::new("curl")
+            .args(["-sf", "--max-time", "10", &format!("http://{ip}:{http}/")])
+            .output()
+            .await
+            .context("running curl")?;
+        let html = String::from_utf8_lossy(&page.stdout);
+        if !html.contains(&format!("/watch/{STREAM}")) {
+            bail!("{service}'s status page does not link /watch/{STREAM}: {html}");
         }
     }
     if let Some(t) = first_frame {
