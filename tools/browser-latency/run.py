@@ -21,6 +21,11 @@ the same CMAF segment) is measured too, so glass to glass ≈ sample + offset.
 
     tools/browser-latency/run.py [--bin target/debug/fleetcast-media]
         [--rounds 3] [--warmup 10] [--seconds 30] [--json out.json]
+        [--modes ll-hls,hls,player] [--part-ms 500] [--catchup RATE]
+
+--part-ms sets hls.ll.part_duration_ms on both servers (through config
+files); --catchup sets hls.js's maxLiveSyncPlaybackRate (default 1: hls.js
+keeps whatever latency a session starts at).
 
 Needs `npm ci` in tools/browser-latency first (hls.js, pinned).
 """
@@ -254,6 +259,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--json")
+    ap.add_argument("--modes", default="ll-hls,hls,player", help="which modes, in this order each round")
+    ap.add_argument("--catchup", type=float,
+                    help="hls.js maxLiveSyncPlaybackRate (default: hls.js's 1, no catching up)")
     ap.add_argument("--part-ms", type=int,
                     help="hls.ll.part_duration_ms on both servers (through config files; default: the servers' 500)")
     a = ap.parse_args()
@@ -315,6 +323,9 @@ def main():
             ("hls", f"{page}?src={edge}/{STREAM}/index.m3u8", "latencyState"),
             ("player", f"{edge}/watch/{STREAM}", "fleetcastPlayer"),
         ]
+        rate = f"&rate={a.catchup}" if a.catchup else ""
+        modes = [(m, u + rate if m != "player" else u, k) for m, u, k in modes
+                 if m in a.modes.split(",")]
         chrome = Chromium(log)
         results = {m: {"samples": [], "runs": []} for m, _, _ in modes}
         checks = {}
@@ -353,7 +364,7 @@ def main():
                 "origin_clock": stats([x["vs_origin_ms"] for x in smp if x["vs_origin_ms"] is not None]),
                 "hls_js_latency": stats([x["hls_latency_ms"] for x in smp if x.get("hls_latency_ms") is not None]),
             }
-        ts_med = (summary["hls"]["origin_clock"] or {}).get("median")
+        ts_med = ((summary.get("hls") or {}).get("origin_clock") or {}).get("median")
         print("\nlatency (ms): now - when the ORIGIN received the frame on screen (edge-stamped + correction)")
         print("mode        n  median    p90    min    max   edge-clock median  hls.latency median  vs TS HLS")
         for mode, _, _ in modes:
