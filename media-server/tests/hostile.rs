@@ -490,7 +490,8 @@ fn path_traversal_is_refused_in_every_path() {
 
 #[test]
 fn slowloris_on_http_is_cut_at_the_head_timeout() {
-    let mut server = Server::start_with(&["limits: { http_head_timeout_secs: 2 }"]);
+    let mut server =
+        Server::start_with(&["limits: { http_head_timeout_secs: 2, idle_timeout_secs: 2 }"]);
     let mut conns: Vec<(TcpStream, bool)> = (0..20)
         .map(|_| {
             let s = connect_from(ATTACKER, server.http);
@@ -530,6 +531,30 @@ fn slowloris_on_http_is_cut_at_the_head_timeout() {
         assert_eq!(status_of(a), 408, "{a}");
     }
     wait_refused(&server, "http_head_timeout", 20.0);
+    // Found in review: one `Content-Length: 0` header ended the watch, and
+    // the connection was then held open forever. Now the request is served
+    // and the connection is closed once idle, and a body that stops coming
+    // is closed the same way.
+    for (head, body_announced) in [
+        (
+            &b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"[..],
+            false,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab",
+            true,
+        ),
+    ] {
+        let mut s = connect_from(ATTACKER, server.http);
+        send(&mut s, head);
+        // The read timeout (15 s) is well over the idle timeout (2 s):
+        // answer_then_close fails if the server keeps the connection.
+        let answer = answer_then_close(&mut s);
+        if !body_announced {
+            let answer = answer.expect("the Content-Length: 0 request was not answered");
+            assert_eq!(status_of(&answer), 200, "{answer}");
+        }
+    }
     still_serves(&mut server, "after-http-slowloris");
 }
 

@@ -5,7 +5,8 @@
 //! the idle timeout (a viewer that stopped reading an endless HTTP-FLV
 //! response). Request heads are bounded in size (431) and in the time they
 //! take to arrive (408, slowloris), and a connection with no request and
-//! no byte either way for the idle timeout is closed.
+//! no byte either way for the idle timeout is closed, as is one whose
+//! announced request body makes no progress for the idle timeout.
 
 use std::future::Future as _;
 use std::io;
@@ -256,7 +257,12 @@ impl LimitedStream {
                 let now = Instant::now();
                 if phase == Phase::Head && started {
                     h.timer.as_mut().reset(now + h.limits.timeout);
-                } else if phase == Phase::BetweenRequests && before != Phase::BetweenRequests {
+                } else if (phase == Phase::BetweenRequests && before != Phase::BetweenRequests)
+                    || (phase == Phase::Unwatched && !new.is_empty())
+                {
+                    // Between requests: idle from the head's end. With a
+                    // body announced: idle from the last byte read, so a
+                    // body that stops coming frees the slot.
                     h.timer.as_mut().reset(now + self.write_stall);
                 }
                 Ok(())
@@ -269,20 +275,23 @@ impl LimitedStream {
         let stall = self.write_stall;
         let h = self.heads.as_mut()?;
         let phase = h.scan.phase();
-        if phase == Phase::BetweenRequests {
+        if phase != Phase::Head {
             // Writes (a long response) keep the connection alive.
             let due = h.last_write + stall;
             if h.timer.deadline() < due {
                 h.timer.as_mut().reset(due);
             }
         }
-        if phase == Phase::Unwatched || h.timer.as_mut().poll(cx).is_pending() {
+        if h.timer.as_mut().poll(cx).is_pending() {
             return None;
         }
         let (secs, len) = (h.limits.timeout.as_secs(), h.scan.head_len());
         if phase == Phase::Head {
             info!(peer = %self.peer, bytes = len, "HTTP request refused: head not complete within {secs} s");
             Some(self.refuse("408 Request Timeout", Refusal::HttpHeadTimeout))
+        } else if phase == Phase::Unwatched {
+            debug!(peer = %self.peer, "HTTP connection closed: no byte of the announced body for the idle timeout");
+            Some(io::Error::new(io::ErrorKind::TimedOut, "request body idle"))
         } else {
             debug!(peer = %self.peer, "HTTP connection closed: idle between requests");
             Some(io::Error::new(

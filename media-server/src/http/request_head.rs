@@ -12,9 +12,11 @@ pub enum Phase {
     Head,
     /// A head ended and no byte of the next one came yet.
     BetweenRequests,
-    /// A head announced a body: body bytes cannot be told from a next head
-    /// without parsing it, so this connection is no longer watched (no
-    /// public route takes a body).
+    /// A head announced a body (a non-zero `Content-Length` or a
+    /// `Transfer-Encoding`): body bytes cannot be told from a next head
+    /// without parsing it, so heads are no longer watched; the listener
+    /// still closes the connection when no byte comes for the idle timeout
+    /// (no public route takes a body).
     Unwatched,
 }
 
@@ -32,7 +34,8 @@ pub enum Scan {
     TooLarge,
 }
 
-const BODY_HEADERS: [&[u8]; 2] = [b"\ncontent-length:", b"\ntransfer-encoding:"];
+const CONTENT_LENGTH: &[u8] = b"\ncontent-length:";
+const TRANSFER_ENCODING: &[u8] = b"\ntransfer-encoding:";
 const WINDOW: usize = 20;
 
 /// The scanner of one connection.
@@ -44,6 +47,21 @@ pub struct HeadScan {
     /// The last bytes of the current head, lowercased.
     window: [u8; WINDOW],
     has_body: bool,
+    /// Inside a `Content-Length` value: whether it is zero so far (digits
+    /// `0` and blanks only, at least one digit).
+    length_value: Option<LengthValue>,
+}
+
+/// What a `Content-Length` value read so far says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LengthValue {
+    /// Blanks only yet.
+    Empty,
+    /// Zeros (and blanks) only: no body.
+    Zero,
+    /// Anything else (a non-zero length, or a value hyper will refuse):
+    /// counted as a body.
+    Other,
 }
 
 impl HeadScan {
@@ -55,6 +73,7 @@ impl HeadScan {
             len: 0,
             window: [0; WINDOW],
             has_body: false,
+            length_value: None,
         }
     }
 
@@ -84,6 +103,7 @@ impl HeadScan {
                     self.len = 0;
                     self.window = [0; WINDOW];
                     self.has_body = false;
+                    self.length_value = None;
                     started = true;
                     self.push(b);
                 }
@@ -104,14 +124,35 @@ impl HeadScan {
     fn push(&mut self, b: u8) {
         self.len += 1;
         self.window.copy_within(1.., 0);
-        self.window[WINDOW - 1] = b.to_ascii_lowercase();
-        if BODY_HEADERS.iter().any(|h| self.window.ends_with(h)) {
+        let lower = b.to_ascii_lowercase();
+        self.window[WINDOW - 1] = lower;
+        if let Some(value) = self.length_value {
+            self.length_value = match lower {
+                b'\n' => {
+                    // `Content-Length: 0` is no body: the connection stays
+                    // watched (next head's timeout, idle close).
+                    if value != LengthValue::Zero {
+                        self.has_body = true;
+                    }
+                    None
+                }
+                b'\r' | b' ' | b'\t' => Some(value),
+                b'0' if value != LengthValue::Other => Some(LengthValue::Zero),
+                _ => Some(LengthValue::Other),
+            };
+        }
+        if self.window.ends_with(CONTENT_LENGTH) {
+            self.length_value = Some(LengthValue::Empty);
+        }
+        if self.window.ends_with(TRANSFER_ENCODING) {
             self.has_body = true;
         }
         let w = &self.window;
         let end = w.ends_with(b"\r\n\r\n") || w.ends_with(b"\n\n");
         // A head is at least a request line: blank lines before it are not an end.
         if end && self.len > 4 {
+            // Already `None`: the blank line's first `\n` ended any value.
+            self.length_value = None;
             self.phase = if self.has_body {
                 Phase::Unwatched
             } else {
@@ -198,6 +239,55 @@ mod tests {
         let mut s = HeadScan::new(1024);
         let chunked = b"POST /api HTTP/1.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n";
         assert_eq!(s.feed(chunked), phase(Phase::Unwatched, false));
+    }
+
+    #[test]
+    fn a_zero_content_length_is_no_body() {
+        // Found in review: any Content-Length header, `0` included, ended
+        // the watch for good, so one header bypassed the slowloris limits.
+        for head in [
+            &b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\ncontent-length:000 \r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\ncontent-length:\t0\n\n",
+        ] {
+            let mut s = HeadScan::new(1024);
+            assert_eq!(s.feed(head), phase(Phase::BetweenRequests, false));
+            // Byte at a time, the same.
+            let mut s = HeadScan::new(1024);
+            for b in head {
+                s.feed(&[*b]);
+            }
+            assert_eq!(s.phase(), Phase::BetweenRequests);
+            // The next head is watched again.
+            assert_eq!(s.feed(b"GET"), phase(Phase::Head, true));
+        }
+    }
+
+    #[test]
+    fn a_non_zero_or_odd_content_length_is_a_body() {
+        for head in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 01\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0, 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 7\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let mut s = HeadScan::new(1024);
+            assert_eq!(
+                s.feed(head),
+                phase(Phase::Unwatched, false),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // A zero length on an earlier request does not carry over.
+        let mut s = HeadScan::new(1024);
+        s.feed(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            s.feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"),
+            phase(Phase::Unwatched, true)
+        );
     }
 
     #[test]
