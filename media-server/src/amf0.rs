@@ -7,6 +7,14 @@ use bytes::{BufMut, BytesMut};
 /// Deepest object/array nesting accepted; real clients use 2 or 3.
 pub const MAX_DEPTH: usize = 16;
 
+/// Most values one decoder (one message) yields, nested ones included: a
+/// strict array of 1-byte nulls would otherwise turn a message into 32
+/// bytes of memory per byte. Real commands and metadata hold a few dozen.
+pub const MAX_VALUES: usize = 65_536;
+
+/// Largest capacity reserved up front for an array from its advisory count.
+const MAX_PREALLOC: usize = 1024;
+
 /// An AMF0 value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -45,6 +53,9 @@ pub enum Amf0Error {
     /// A string that is not UTF-8.
     #[error("AMF0 string is not UTF-8")]
     BadString,
+    /// More than [`MAX_VALUES`] values in one message.
+    #[error("more than {MAX_VALUES} AMF0 values in one message")]
+    TooMany,
 }
 
 impl Value {
@@ -90,12 +101,18 @@ impl Value {
 pub struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Values decoded so far (bounded by [`MAX_VALUES`]).
+    values: usize,
 }
 
 impl<'a> Decoder<'a> {
     /// Starts at the beginning of `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            values: 0,
+        }
     }
 
     /// True when every byte has been consumed.
@@ -179,6 +196,10 @@ impl<'a> Decoder<'a> {
         if depth > MAX_DEPTH {
             return Err(Amf0Error::TooDeep);
         }
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(Amf0Error::TooMany);
+        }
         let marker = self.u8()?;
         Ok(match marker {
             0 => Value::Number(self.f64()?),
@@ -198,7 +219,9 @@ impl<'a> Decoder<'a> {
                 if count > self.buf.len() - self.pos {
                     return Err(Amf0Error::Truncated);
                 }
-                let mut items = Vec::with_capacity(count);
+                // The count is the peer's word: grow past a small
+                // reservation only as elements really decode.
+                let mut items = Vec::with_capacity(count.min(MAX_PREALLOC));
                 for _ in 0..count {
                     items.push(self.value(depth + 1)?);
                 }
@@ -347,6 +370,37 @@ mod tests {
         }
         assert_eq!(decode_all(&deep), Err(Amf0Error::TooDeep));
         assert_eq!(decode_all(&[2, 0, 1, 0xff]), Err(Amf0Error::BadString));
+    }
+
+    #[test]
+    fn a_large_array_of_nulls_is_bounded() {
+        // Found in review: 8 MiB of 1-byte nulls became ~256 MiB of values.
+        let array = |n: u32| {
+            let mut b = vec![10];
+            b.extend_from_slice(&n.to_be_bytes());
+            b.resize(b.len() + n as usize, 5);
+            b
+        };
+        let at_limit = u32::try_from(MAX_VALUES - 1).unwrap();
+        assert_eq!(
+            decode_all(&array(at_limit)).unwrap(),
+            vec![Value::StrictArray(vec![Value::Null; MAX_VALUES - 1])]
+        );
+        assert_eq!(decode_all(&array(at_limit + 1)), Err(Amf0Error::TooMany));
+        assert_eq!(decode_all(&array(1 << 23)), Err(Amf0Error::TooMany));
+        // Objects and ECMA arrays count the same way: a budget per message.
+        let mut props = vec![8, 0, 0, 0, 0];
+        for _ in 0..=MAX_VALUES {
+            props.extend_from_slice(&[0, 1, b'k', 5]);
+        }
+        props.extend_from_slice(&[0, 0, 9]);
+        assert_eq!(decode_all(&props), Err(Amf0Error::TooMany));
+        // Many top-level values share the budget too.
+        assert_eq!(
+            decode_all(&vec![5; MAX_VALUES + 1]),
+            Err(Amf0Error::TooMany)
+        );
+        assert_eq!(decode_all(&vec![5; MAX_VALUES]).unwrap().len(), MAX_VALUES);
     }
 
     #[test]

@@ -280,6 +280,42 @@ fn amf_with_absurd_lengths_and_deep_nesting_is_refused() {
     still_serves(&mut server, "after-amf");
 }
 
+#[test]
+fn a_command_of_millions_of_nulls_is_refused_without_the_memory() {
+    // Found in review: a strict array of 1-byte nulls decoded into 32-byte
+    // values, so one 8 MiB command cost ~256 MiB. Commands are now capped
+    // at 64 KiB before decoding, and a decode at 65,536 values.
+    let mut server = Server::start();
+    let before = rss_kib(&server);
+    let count: u32 = 8_000_000;
+    let mut array = vec![10u8];
+    array.extend_from_slice(&count.to_be_bytes());
+    array.resize(array.len() + count as usize, 5);
+    let msg = connect_with(&array);
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect_from(ATTACKER, server.rtmp);
+        rtmp_handshake(&mut s);
+        send(&mut s, &msg);
+        attackers.push(s);
+    }
+    for s in &mut attackers {
+        assert!(closed_by_server(s), "an 8 MB command of nulls was accepted");
+    }
+    wait_refused(&server, "rtmp_malformed", 4.0);
+    let after = rss_kib(&server);
+    assert!(
+        after < before + 256 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    assert!(
+        server.log().contains("AMF command message"),
+        "{}",
+        server.log()
+    );
+    still_serves(&mut server, "after-null-array");
+}
+
 /// An FLV file header (audio and video) and the previous-tag-size 0.
 fn flv_header() -> Vec<u8> {
     b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec()

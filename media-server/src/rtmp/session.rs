@@ -76,6 +76,25 @@ enum Role {
     Playing,
 }
 
+/// Largest AMF command message (types 20, 17) accepted: real commands are
+/// a few hundred bytes, and each is decoded for any peer right after the
+/// handshake.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Largest AMF data message (types 18, 15, e.g. `onMetaData`) accepted.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// Refuses an AMF message over `max` bytes before decoding it.
+fn check_amf_size(payload: &[u8], max: usize, what: &str) -> Result<(), RtmpError> {
+    if payload.len() > max {
+        return Err(RtmpError::Protocol(format!(
+            "AMF {what} message of {} bytes over the {max}-byte limit",
+            payload.len()
+        )));
+    }
+    Ok(())
+}
+
 /// One server-side RTMP connection.
 #[derive(Debug)]
 pub struct ServerSession {
@@ -204,6 +223,7 @@ impl ServerSession {
                 }
             }
             type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
+                check_amf_size(&msg.payload, MAX_DATA_BYTES, "data")?;
                 if self.role == Role::Publishing {
                     let mut payload = msg.payload;
                     if msg.type_id == type_id::DATA_AMF3 && !payload.is_empty() {
@@ -216,6 +236,7 @@ impl ServerSession {
                 }
             }
             type_id::COMMAND_AMF0 | type_id::COMMAND_AMF3 => {
+                check_amf_size(&msg.payload, MAX_COMMAND_BYTES, "command")?;
                 let payload = if msg.type_id == type_id::COMMAND_AMF3 {
                     msg.payload.get(1..).unwrap_or_default()
                 } else {

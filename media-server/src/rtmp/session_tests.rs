@@ -197,3 +197,18 @@ fn garbage_is_an_error() {
     );
     assert!(matches!(s.feed(&bad), Err(RtmpError::Amf(_))));
 }
+
+#[test]
+fn amf_messages_over_their_cap_are_refused_before_decoding() {
+    // Found in review: an 8 MiB command of nulls was decoded for any peer.
+    assert!(check_amf_size(&vec![5; MAX_COMMAND_BYTES], MAX_COMMAND_BYTES, "command").is_ok());
+    assert!(matches!(
+        check_amf_size(
+            &vec![5; MAX_COMMAND_BYTES + 1],
+            MAX_COMMAND_BYTES,
+            "command"
+        ),
+        Err(RtmpError::Protocol(_))
+    ));
+    assert!(check_amf_size(&vec![5; MAX_DATA_BYTES + 1], MAX_DATA_BYTES, "data").is_err());
+}
