@@ -154,3 +154,89 @@ fn a_rotated_token_takes_effect_without_a_restart() {
     assert_eq!(gone.status, 403, "an unreadable token file refuses");
     assert!(gone.text().contains("unreadable"), "{}", gone.text());
 }
+
+/// Reads until the server closes, returning what it sent; panics if it
+/// keeps the connection open past the read timeout.
+#[allow(clippy::panic)]
+fn read_to_close(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!(
+                    "the admin port kept the connection open; got {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn the_admin_port_bounds_heads_idle_connections_and_connections_per_address() {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpStream;
+    // Found in review: the admin listener had none of the public port's
+    // head bounds, idle close or per-address limit.
+    let server = Server::start_with(&["limits: { http_head_timeout_secs: 2 }"]);
+    let connect = || {
+        let s = TcpStream::connect(server.admin).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s
+    };
+    // Slowloris: one byte every 250 ms (this head would take 10 s); bounded.
+    let mut s = connect();
+    s.set_nonblocking(true).unwrap();
+    let trickle = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaa\r\n\r\n";
+    let mut answer = Vec::new();
+    for b in trickle {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) if !answer.is_empty() => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    s.set_nonblocking(false).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned() + &read_to_close(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    // An oversized head: 431.
+    let mut s = connect();
+    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let _ = s.write_all(big.as_bytes());
+    let answer = read_to_close(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    // The admin port's own per-address limit: 32 connections, each
+    // proven served, then the next one is closed unanswered.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let mut s = connect();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut s = connect();
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(read_to_close(&mut s), "", "a 33rd connection was served");
+    drop(held);
+    // The public port is not affected by the admin port's budget.
+    assert_eq!(http_client::get(server.http, "/healthz").status, 200);
+}

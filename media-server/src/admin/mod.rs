@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use tracing::{info, warn};
 
-use crate::http::{ClientAddr, LimitedListener, api};
+use crate::http::{ClientAddr, HeadLimits, LimitedListener, api};
 use crate::hub::StreamKey;
 use crate::server::AppState;
 
@@ -26,6 +26,11 @@ use crate::server::AppState;
 /// flood of viewers on the public port never locks out the operator and
 /// Prometheus, and the reverse.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// Connections one address holds on the admin listener at most (lower when
+/// `limits.max_connections_per_ip` is): one pod cannot take the whole
+/// budget. The operator, Prometheus and an edge each need a few.
+pub const MAX_CONNECTIONS_PER_IP: usize = 32;
 
 /// Every route of the admin listener.
 pub fn router(state: &AppState) -> Router {
@@ -51,11 +56,29 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         // listener's `http_connections` counters.
         Arc::default(),
         Duration::from_secs(state.config.limits.idle_timeout_secs),
-    );
+    )
+    // The public listener's head bounds and idle close, and a per-address
+    // limit of its own (public connections do not count against it).
+    .per_ip(crate::peer_limits::PerIpLimit::new(admin_per_ip(
+        state.config.limits.max_connections_per_ip,
+    )))
+    .request_heads(HeadLimits {
+        max_bytes: state.config.limits.max_http_head_bytes,
+        timeout: Duration::from_secs(state.config.limits.http_head_timeout_secs),
+    });
     let app = router(&state).into_make_service_with_connect_info::<ClientAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
         .await
+}
+
+/// The admin listener's per-address limit for `limits.max_connections_per_ip`.
+fn admin_per_ip(public: usize) -> usize {
+    if public == 0 {
+        MAX_CONNECTIONS_PER_IP
+    } else {
+        public.min(MAX_CONNECTIONS_PER_IP)
+    }
 }
 
 /// Lets a mutating request through only with the admin token.
