@@ -61,7 +61,8 @@ impl KeySet {
     }
 
     /// May `key` publish `app/name`?
-    pub fn check(&self, app: &str, name: &str, key: Option<&str>) -> Result<(), Reason> {
+    /// Checks `app/name` against the key given in any of `given`'s forms.
+    pub fn check(&self, app: &str, name: &str, given: &[String]) -> Result<(), Reason> {
         let stream_file = format!("{app}.{name}");
         let mut keys = [stream_file.as_str(), app]
             .into_iter()
@@ -71,13 +72,15 @@ impl KeySet {
         if keys.peek().is_none() {
             return Err(Reason::NoKey);
         }
-        let Some(key) = key.filter(|k| !k.is_empty()) else {
+        if given.iter().all(String::is_empty) {
             return Err(Reason::BadKey);
-        };
+        }
         // Compare every key to the end so timing tells nothing of which matched.
         let mut found = false;
         for k in keys {
-            found |= constant_time_eq(k.as_bytes(), key.as_bytes());
+            for g in given.iter().filter(|g| !g.is_empty()) {
+                found |= constant_time_eq(k.as_bytes(), g.as_bytes());
+            }
         }
         if found { Ok(()) } else { Err(Reason::BadKey) }
     }
@@ -103,17 +106,32 @@ mod tests {
             ("..data", "ignored"),
             ("other.x", ""),
         ]);
-        assert_eq!(set.check("live", "cam1", Some("k1")), Ok(()));
-        assert_eq!(set.check("live", "cam1", Some("k1-next")), Ok(()));
-        assert_eq!(set.check("live", "cam1", Some("app-key")), Ok(()));
-        assert_eq!(set.check("live", "cam2", Some("app-key")), Ok(()));
-        assert_eq!(set.check("live", "cam2", Some("k1")), Err(Reason::BadKey));
-        assert_eq!(set.check("live", "cam1", None), Err(Reason::BadKey));
-        assert_eq!(set.check("live", "cam1", Some("")), Err(Reason::BadKey));
-        assert_eq!(set.check("other", "y", Some("k1")), Err(Reason::NoKey));
+        assert_eq!(set.check("live", "cam1", &["k1".to_owned()]), Ok(()));
+        assert_eq!(set.check("live", "cam1", &["k1-next".to_owned()]), Ok(()));
+        assert_eq!(set.check("live", "cam1", &["app-key".to_owned()]), Ok(()));
+        assert_eq!(set.check("live", "cam2", &["app-key".to_owned()]), Ok(()));
+        assert_eq!(
+            set.check("live", "cam2", &["k1".to_owned()]),
+            Err(Reason::BadKey)
+        );
+        assert_eq!(set.check("live", "cam1", &[]), Err(Reason::BadKey));
+        assert_eq!(
+            set.check("live", "cam1", &[String::new()]),
+            Err(Reason::BadKey)
+        );
+        assert_eq!(
+            set.check("other", "y", &["k1".to_owned()]),
+            Err(Reason::NoKey)
+        );
         // An empty key file configures no key: nobody publishes there.
-        assert_eq!(set.check("other", "x", Some("")), Err(Reason::NoKey));
-        assert_eq!(set.check("..data", "", Some("ignored")), Err(Reason::NoKey));
+        assert_eq!(
+            set.check("other", "x", &[String::new()]),
+            Err(Reason::NoKey)
+        );
+        assert_eq!(
+            set.check("..data", "", &["ignored".to_owned()]),
+            Err(Reason::NoKey)
+        );
     }
 
     #[test]
@@ -134,7 +152,7 @@ mod tests {
         std::os::unix::fs::symlink("..data/live.cam", dir.join("live.cam")).unwrap();
         let set = KeySet::load_dir(&dir).unwrap();
         assert_eq!(set.len(), 1);
-        assert_eq!(set.check("live", "cam", Some("one")), Ok(()));
+        assert_eq!(set.check("live", "cam", &["one".to_owned()]), Ok(()));
         // The kubelet's swap: a new timestamped directory, `..data` renamed over.
         let v2 = dir.join("..2026_02");
         std::fs::create_dir_all(&v2).unwrap();
@@ -142,8 +160,11 @@ mod tests {
         std::os::unix::fs::symlink("..2026_02", dir.join("..data_tmp")).unwrap();
         std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
         let set = KeySet::load_dir(&dir).unwrap();
-        assert_eq!(set.check("live", "cam", Some("two")), Ok(()));
-        assert_eq!(set.check("live", "cam", Some("one")), Err(Reason::BadKey));
+        assert_eq!(set.check("live", "cam", &["two".to_owned()]), Ok(()));
+        assert_eq!(
+            set.check("live", "cam", &["one".to_owned()]),
+            Err(Reason::BadKey)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(KeySet::load_dir(&dir).is_err());
     }

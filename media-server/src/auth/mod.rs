@@ -106,10 +106,12 @@ impl PublishAuth {
             let Ok(tokens) = loaded.as_ref() else {
                 return Err(Reason::Unavailable.into());
             };
-            let given = q.get("token").unwrap_or_default().as_bytes();
+            let given = q.secret_forms("token");
             let mut found = false;
             for t in tokens {
-                found |= constant_time_eq(t.as_bytes(), given);
+                for g in &given {
+                    found |= constant_time_eq(t.as_bytes(), g.as_bytes());
+                }
             }
             if !found {
                 return Err(Refusal {
@@ -123,7 +125,7 @@ impl PublishAuth {
             let Ok(set) = loaded.as_ref() else {
                 return Err(Reason::Unavailable.into());
             };
-            set.check(app, name, q.get("key"))?;
+            set.check(app, name, &q.secret_forms("key"))?;
         }
         if let Some(hook) = &self.webhook {
             let request = HookRequest {
@@ -335,6 +337,30 @@ mod tests {
                 .reason,
             Reason::NoKey
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test]
+    async fn base64_token_and_key_match_raw_and_percent_encoded() {
+        let d = dir("b64");
+        std::fs::write(d.join("token"), "a+b/c=\n").unwrap();
+        let keys = d.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("live.cam"), "k+1=\n").unwrap();
+        let auth = PublishAuth::from_config(&config(AuthConfig {
+            publish_token_file: Some(d.join("token")),
+            publish_keys_dir: Some(keys),
+            ..AuthConfig::default()
+        }));
+        let check = |q: &'static str| auth.check("live", "cam", Some(q), IP);
+        assert_eq!(check("token=a+b/c=&key=k+1=").await, Ok(()));
+        assert_eq!(check("token=a%2Bb%2Fc%3D&key=k%2B1%3D").await, Ok(()));
+        assert_eq!(check("token=a%2bb/c=&key=k+1%3d").await, Ok(()));
+        // `+` is not a space here, nor a space a `+`.
+        let refused = check("token=a%20b/c=&key=k+1=").await.unwrap_err();
+        assert_eq!(refused.reason, Reason::BadKey);
+        let refused = check("token=a+b/c=&key=k%201=").await.unwrap_err();
+        assert_eq!(refused.reason, Reason::BadKey);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
