@@ -244,6 +244,41 @@ fn publish_webhook_allows_denies_with_its_reason_and_fails_closed() {
 }
 
 #[test]
+fn an_edge_refuses_every_publish_and_its_viewers_get_the_origins_stream() {
+    require("ffmpeg");
+    let origin = Server::start();
+    let (edge, _cache) = edge_common::start_edge(&edge_common::urls_of(&origin), 30, &[]);
+    // Before any viewer made the edge pull `live/cam`, someone publishes it
+    // to the edge's public RTMP port: refused, with no auth configured.
+    let edge_url = edge.rtmp_url("live", "cam");
+    assert!(
+        !publish_ok(&edge_url, 3),
+        "a publish to an edge must be refused\n{}",
+        edge.log()
+    );
+    assert!(
+        edge.log()
+            .contains("this is an edge: publish to the origins' ingest"),
+        "{}",
+        edge.log()
+    );
+    assert_eq!(refused_metric(&edge, "publish", "edge_role"), 1.0);
+    assert!(common::stream_of(&edge.streams(), "live", "cam").is_none());
+
+    // The real publisher on the origin; a viewer on the edge gets its stream
+    // through the edge's pull.
+    let mut publisher = publish(&origin.rtmp_url("live", "cam"), 8);
+    origin.wait_live("live", "cam");
+    let p = finish_probe(spawn_probe(&edge_url), "viewer on the edge");
+    assert!(p.video_packets >= 30, "{p:?}\n{}", edge.log());
+    assert_eq!(
+        edge_common::metric_u64(&edge, "fleetcast_edge_pulls_opened_total"),
+        1
+    );
+    assert!(wait_bounded(&mut publisher, Duration::from_mins(1), "publisher").success());
+}
+
+#[test]
 fn takeover_replaces_the_first_publisher_when_allowed() {
     let server = Server::start_with(&["auth: { allow_takeover: true }"]);
     let url = server.rtmp_url("live", "cam");

@@ -18,6 +18,8 @@ pub enum Reason {
     WebhookUnreachable,
     /// Publish: the stream already has a publisher and takeover is off.
     AlreadyPublishing,
+    /// Publish: this server is an edge, which relays from upstreams only.
+    EdgeRole,
     /// Play: the URL carries no `expires`/`token`.
     MissingToken,
     /// Play: the token does not match (tampered, other stream, other address).
@@ -28,13 +30,14 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in label order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::BadKey,
         Reason::NoKey,
         Reason::Unavailable,
         Reason::WebhookDenied,
         Reason::WebhookUnreachable,
         Reason::AlreadyPublishing,
+        Reason::EdgeRole,
         Reason::MissingToken,
         Reason::BadToken,
         Reason::Expired,
@@ -49,6 +52,7 @@ impl Reason {
             Reason::WebhookDenied => "webhook_denied",
             Reason::WebhookUnreachable => "webhook_unreachable",
             Reason::AlreadyPublishing => "already_publishing",
+            Reason::EdgeRole => "edge_role",
             Reason::MissingToken => "missing_token",
             Reason::BadToken => "bad_token",
             Reason::Expired => "expired",
@@ -64,6 +68,7 @@ impl Reason {
             Reason::WebhookDenied => "denied by the authorization webhook",
             Reason::WebhookUnreachable => "authorization webhook unreachable",
             Reason::AlreadyPublishing => "stream already publishing",
+            Reason::EdgeRole => "this is an edge: publish to the origins' ingest",
             Reason::MissingToken => "signed URL required (expires and token missing)",
             Reason::BadToken => "invalid token",
             Reason::Expired => "signed URL expired",
@@ -128,6 +133,7 @@ pub const PUBLISH_REASONS: &[Reason] = &[
     Reason::WebhookDenied,
     Reason::WebhookUnreachable,
     Reason::AlreadyPublishing,
+    Reason::EdgeRole,
 ];
 
 /// The reasons a play can be refused for.

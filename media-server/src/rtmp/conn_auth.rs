@@ -10,7 +10,7 @@ use tracing::warn;
 
 use super::{Conn, VOD_APP};
 use crate::auth::{PlayKind, Reason, Refusal, signing};
-use crate::config::check_name;
+use crate::config::{Role, check_name};
 use crate::hub::StreamKey;
 
 /// How long a taking-over publisher waits for the old one to leave.
@@ -27,7 +27,7 @@ pub(super) enum AuthRequest {
 /// The RTMP status code of a publish refusal.
 fn publish_code(reason: Reason) -> &'static str {
     match reason {
-        Reason::AlreadyPublishing => "NetStream.Publish.BadName",
+        Reason::AlreadyPublishing | Reason::EdgeRole => "NetStream.Publish.BadName",
         _ => "NetStream.Publish.BadAuth",
     }
 }
@@ -39,6 +39,12 @@ impl Conn {
         };
         match request {
             AuthRequest::Publish { name, query } => {
+                // An edge relays from its upstreams only: a publish here
+                // would make the stream live and shadow the origin's.
+                if self.state.edge.is_some() || self.state.config.role == Role::Edge {
+                    self.refuse_publish(&app, &name, &Reason::EdgeRole.into());
+                    return;
+                }
                 // Names refused anyway are refused without asking anyone.
                 if app == VOD_APP || check_name(&name).is_err() {
                     self.on_publish(&name);
