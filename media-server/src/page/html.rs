@@ -14,8 +14,6 @@ pub struct Row {
     pub bitrate_kbps: u64,
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
-    /// On an edge, where the stream is relayed from.
-    pub upstream: Option<String>,
 }
 
 /// What the index page shows.
@@ -23,6 +21,9 @@ pub struct Row {
 pub struct Index {
     /// `origin` or `edge`.
     pub role: &'static str,
+    /// True when play authorization is on: names are not listed then
+    /// (`rows` is ignored), since a viewer needs a signed URL anyway.
+    pub hidden: bool,
     pub rows: Vec<Row>,
     /// Viewers of every stream on this server.
     pub viewers: u64,
@@ -84,6 +85,18 @@ fn rate(kbps: u64) -> String {
 pub fn index(page: &Index, css: &str) -> String {
     let mut out = String::new();
     head(&mut out, "Fleetcast: live streams", css);
+    if page.hidden {
+        let _ = write!(
+            out,
+            "<body>\n<header><h1>Fleetcast</h1><p class=\"role\">{} · {} viewers · egress {}</p></header>\n<main>\n",
+            escape(page.role),
+            page.viewers,
+            rate(page.egress_bps / 1000)
+        );
+        out.push_str("<p class=\"empty\">Stream list hidden: playback needs signed URLs.</p>\n");
+        out.push_str("</main>\n</body>\n</html>\n");
+        return out;
+    }
     let _ = write!(
         out,
         "<body>\n<header><h1>Fleetcast</h1><p class=\"role\">{} · {} live · {} viewers · egress {}</p></header>\n<main>\n",
@@ -95,23 +108,20 @@ pub fn index(page: &Index, css: &str) -> String {
     if page.rows.is_empty() {
         out.push_str("<p class=\"empty\">No stream is live here now.</p>\n");
     } else {
+        // No upstream column: where an edge relays from (pod addresses)
+        // is for the admin port's `/api/streams` only.
         out.push_str(
-            "<table id=\"streams\">\n<thead><tr><th>Stream</th><th>Viewers</th><th>Bitrate</th><th>Codecs</th>",
+            "<table id=\"streams\">\n<thead><tr><th>Stream</th><th>Viewers</th><th>Bitrate</th><th>Codecs</th></tr></thead>\n<tbody>\n",
         );
-        let edge = page.rows.iter().any(|r| r.upstream.is_some());
-        if edge {
-            out.push_str("<th>From</th>");
-        }
-        out.push_str("</tr></thead>\n<tbody>\n");
         for r in &page.rows {
             let codecs = [r.video_codec.as_deref(), r.audio_codec.as_deref()]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(", ");
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<tr><td><a class=\"stream\" href=\"/watch/{}/{}\">{}/{}</a></td><td>{}</td><td>{}</td><td>{}</td>",
+                "<tr><td><a class=\"stream\" href=\"/watch/{}/{}\">{}/{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&path_segment(&r.app)),
                 escape(&path_segment(&r.name)),
                 escape(&r.app),
@@ -120,14 +130,6 @@ pub fn index(page: &Index, css: &str) -> String {
                 rate(r.bitrate_kbps),
                 escape(&codecs),
             );
-            if edge {
-                let _ = write!(
-                    out,
-                    "<td>{}</td>",
-                    escape(r.upstream.as_deref().unwrap_or(""))
-                );
-            }
-            out.push_str("</tr>\n");
         }
         out.push_str("</tbody>\n</table>\n");
     }
@@ -172,7 +174,6 @@ mod tests {
             bitrate_kbps: 1500,
             video_codec: Some("h264".into()),
             audio_codec: Some("aac".into()),
-            upstream: None,
         }
     }
 
@@ -188,6 +189,7 @@ mod tests {
     fn index_escapes_a_hostile_name() {
         let page = Index {
             role: "origin",
+            hidden: false,
             rows: vec![row("<script>alert(1)</script>\"'")],
             viewers: 3,
             egress_bps: 0,
@@ -207,11 +209,10 @@ mod tests {
 
     #[test]
     fn index_lists_streams_with_viewers_bitrate_and_links() {
-        let mut r = row("cam-1.main");
-        r.upstream = Some("rtmp://10.0.0.1:1935".into());
         let page = Index {
             role: "edge",
-            rows: vec![r],
+            hidden: false,
+            rows: vec![row("cam-1.main")],
             viewers: 3,
             egress_bps: 2_000_000,
         };
@@ -221,11 +222,10 @@ mod tests {
             "{html}"
         );
         assert!(
-            html.contains(
-                "<td>3</td><td>1.5 Mbit/s</td><td>h264, aac</td><td>rtmp://10.0.0.1:1935</td>"
-            ),
+            html.contains("<td>3</td><td>1.5 Mbit/s</td><td>h264, aac</td></tr>"),
             "{html}"
         );
+        assert!(!html.contains("<th>From</th>"), "{html}");
         assert!(
             html.contains("edge · 1 live · 3 viewers · egress 2.0 Mbit/s"),
             "{html}"
@@ -233,6 +233,7 @@ mod tests {
         let empty = index(
             &Index {
                 role: "origin",
+                hidden: false,
                 rows: vec![],
                 viewers: 0,
                 egress_bps: 0,
@@ -241,6 +242,23 @@ mod tests {
         );
         assert!(empty.contains("No stream is live here now."));
         assert!(!empty.contains("<table"));
+    }
+
+    #[test]
+    fn a_hidden_index_lists_no_stream() {
+        let page = Index {
+            role: "origin",
+            hidden: true,
+            rows: vec![row("secret-cam")],
+            viewers: 3,
+            egress_bps: 0,
+        };
+        let html = index(&page, "/assets/page.css");
+        assert!(!html.contains("secret-cam"), "{html}");
+        assert!(!html.contains("/watch/"), "{html}");
+        assert!(!html.contains("<table"), "{html}");
+        assert!(html.contains("Stream list hidden: playback needs signed URLs."));
+        assert!(html.contains("origin · 3 viewers"), "{html}");
     }
 
     #[test]

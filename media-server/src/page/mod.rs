@@ -1,6 +1,7 @@
 //! The status page and the browser player on the public port: `/` lists
-//! the streams live on this server (the hub's list, as `/api/streams`
-//! has it; on an edge what it relays now), `/watch/APP/NAME` plays one
+//! the streams live on this server (the hub's names and rates; on an edge
+//! what it relays now, never where from), unless play authorization is on,
+//! when it lists none; `/watch/APP/NAME` plays one
 //! with our own script (`assets/player.js`: Media Source Extensions over
 //! the live fMP4 stream `/APP/NAME.mp4`), `/assets/*` serves the script
 //! and the style sheet compiled into the binary.
@@ -19,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::config::check_name;
-use crate::hub::StreamKey;
 use crate::server::AppState;
 
 /// The policy of every answer of this module.
@@ -139,17 +139,20 @@ fn html(status: StatusCode, body: String) -> Response {
     )
 }
 
-/// The index's data: the hub's stream list (as `/api/streams`) and the
-/// server's totals (as `/api/stats`).
+/// The index's data: the hub's stream list (as `/api/streams`, without
+/// upstreams) and the server's totals (as `/api/stats`). With play
+/// authorization on, no names: the list is the admin port's then.
 fn index_data(state: &AppState) -> html::Index {
     let totals = crate::stats::current(state);
-    let edge = state.edge.as_ref();
-    let rows = state
-        .hub
-        .stream_infos()
+    let hidden = !state.play_auth.is_open();
+    let infos = if hidden {
+        Vec::new()
+    } else {
+        state.hub.stream_infos()
+    };
+    let rows = infos
         .into_iter()
         .map(|i| html::Row {
-            upstream: edge.and_then(|e| e.upstream_of(&StreamKey::new(&*i.app, &*i.name))),
             app: i.app,
             name: i.name,
             viewers: i.viewers,
@@ -163,6 +166,7 @@ fn index_data(state: &AppState) -> html::Index {
             crate::config::Role::Origin => "origin",
             crate::config::Role::Edge => "edge",
         },
+        hidden,
         rows,
         viewers: totals.viewers,
         egress_bps: totals.egress_bits_per_second,
@@ -255,6 +259,42 @@ mod tests {
         assert!(s.starts_with('"') && s.ends_with('"'));
         assert!(s[1..17].bytes().all(|c| c.is_ascii_hexdigit()));
         assert!(asset_url("player.js").starts_with("/assets/player.js?v="));
+    }
+
+    fn state_with(auth: crate::config::AuthConfig) -> AppState {
+        let config = crate::config::Config {
+            auth,
+            ..crate::config::Config::default()
+        };
+        AppState::new(config, tokio_util::sync::CancellationToken::new())
+    }
+
+    #[test]
+    fn the_index_lists_names_only_while_playback_is_open() {
+        let open = state_with(crate::config::AuthConfig::default());
+        let _p = open
+            .hub
+            .publish(&crate::hub::StreamKey::new("live", "cam"))
+            .unwrap();
+        let page = index_data(&open);
+        assert!(!page.hidden);
+        assert_eq!(page.rows.len(), 1);
+        assert_eq!(page.rows[0].name, "cam");
+
+        let signed = state_with(crate::config::AuthConfig {
+            play_signing_secret_file: Some("secret".into()),
+            ..crate::config::AuthConfig::default()
+        });
+        let _p = signed
+            .hub
+            .publish(&crate::hub::StreamKey::new("live", "cam"))
+            .unwrap();
+        let page = index_data(&signed);
+        assert!(page.hidden);
+        assert!(page.rows.is_empty());
+        let body = html::index(&page, "/assets/page.css");
+        assert!(!body.contains("cam"), "{body}");
+        assert!(body.contains("Stream list hidden"), "{body}");
     }
 
     #[test]
