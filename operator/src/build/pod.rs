@@ -181,6 +181,9 @@ pub fn template(p: PodParams<'_>) -> PodTemplateSpec {
         spec: Some(PodSpec {
             containers: vec![container],
             volumes: Some(volumes),
+            // The media server never talks to the API server: a pod taken
+            // over through a media parser gets no credentials.
+            automount_service_account_token: Some(false),
             image_pull_secrets: (!p.image.pull_secrets.is_empty()).then(|| {
                 p.image
                     .pull_secrets

@@ -179,6 +179,7 @@ fn pods_are_locked_down_and_every_written_path_is_a_volume() {
     let d = desired(&cluster("live", secured(None)), &inputs()).unwrap();
     for name in ["live-origin", "live-edge-london"] {
         let spec = pod_spec(&d, name);
+        assert_eq!(spec.automount_service_account_token, Some(false), "{name}");
         let pod = spec.security_context.clone().unwrap();
         assert_eq!(pod.run_as_non_root, Some(true), "{name}");
         assert_eq!(

@@ -111,6 +111,7 @@ pub fn publish_reconnecting(url: String) -> Publisher {
                 Ok(mut child) => {
                     let status = child.wait().await;
                     let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    let _ = std::fs::remove_file(&log);
                     eprintln!(
                         "e2e: publisher session {sessions} ended at {:.1} s ({status:?}): {}",
                         started.elapsed().as_secs_f64(),
