@@ -23,6 +23,16 @@ pub enum Role {
     Edge,
 }
 
+impl Role {
+    /// The name the config, the APIs and the pages use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Origin => "origin",
+            Role::Edge => "edge",
+        }
+    }
+}
+
 /// The whole server configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

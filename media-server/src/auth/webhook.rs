@@ -55,10 +55,7 @@ impl ServerInfo {
     /// This process.
     pub fn current(role: crate::config::Role) -> Self {
         Self {
-            role: match role {
-                crate::config::Role::Origin => "origin",
-                crate::config::Role::Edge => "edge",
-            },
+            role: role.as_str(),
             pod: std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .unwrap_or_default(),

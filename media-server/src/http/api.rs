@@ -47,10 +47,7 @@ pub async fn streams(State(state): State<AppState>) -> Json<Streams> {
         })
         .collect();
     Json(Streams {
-        role: match state.config.role {
-            crate::config::Role::Origin => "origin",
-            crate::config::Role::Edge => "edge",
-        },
+        role: state.config.role.as_str(),
         rtmp_port: state.rtmp_local.get().map(std::net::SocketAddr::port),
         streams,
     })

@@ -162,10 +162,7 @@ fn index_data(state: &AppState) -> html::Index {
         })
         .collect();
     html::Index {
-        role: match state.config.role {
-            crate::config::Role::Origin => "origin",
-            crate::config::Role::Edge => "edge",
-        },
+        role: state.config.role.as_str(),
         hidden,
         rows,
         viewers: totals.viewers,
