@@ -51,6 +51,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// HLS packaging of live streams.
     pub hls: HlsConfig,
+    /// How live media is written to RTMP, HTTP-FLV and live MP4 viewers.
+    pub playback: PlaybackConfig,
     /// Bounds that protect the server from peers.
     pub limits: Limits,
     /// Logging.
@@ -63,6 +65,28 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge: Option<EdgeConfig>,
 }
+
+/// Live playback settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlaybackConfig {
+    /// Milliseconds between writes to a live viewer (0..=1000): a stream
+    /// wakes its viewers this often (and at once for a keyframe) and each
+    /// writes what came in one syscall. Larger costs less CPU per viewer
+    /// and adds up to this much latency; 0 writes every frame as it comes.
+    pub write_interval_ms: u64,
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        Self {
+            write_interval_ms: DEFAULT_WRITE_INTERVAL_MS,
+        }
+    }
+}
+
+/// See [`PlaybackConfig::write_interval_ms`].
+pub const DEFAULT_WRITE_INTERVAL_MS: u64 = 200;
 
 /// RTMP listener settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,6 +388,7 @@ impl Default for Config {
             data_dir: PathBuf::from("/data"),
             apps: vec![AppConfig::default()],
             hls: HlsConfig::default(),
+            playback: PlaybackConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
@@ -542,12 +567,7 @@ impl Config {
         let mut problems = Vec::new();
         let mut bad = |field: &str, why: String| problems.push(format!("{field}: {why}"));
 
-        if !(128..=65_536).contains(&self.rtmp.chunk_size) {
-            bad(
-                "rtmp.chunk_size",
-                format!("{} is outside 128..=65536", self.rtmp.chunk_size),
-            );
-        }
+        validate_delivery(self, &mut bad);
         // Port 0 (any free port) may appear on both.
         if self.rtmp.listen == self.http.listen && self.http.listen.port() != 0 {
             bad(
@@ -642,6 +662,22 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+}
+
+/// How media is written to players: RTMP chunks and the write interval.
+fn validate_delivery(config: &Config, bad: &mut impl FnMut(&str, String)) {
+    if !(128..=65_536).contains(&config.rtmp.chunk_size) {
+        bad(
+            "rtmp.chunk_size",
+            format!("{} is outside 128..=65536", config.rtmp.chunk_size),
+        );
+    }
+    if config.playback.write_interval_ms > 1000 {
+        bad(
+            "playback.write_interval_ms",
+            format!("{} is over 1000", config.playback.write_interval_ms),
+        );
     }
 }
 
@@ -853,6 +889,7 @@ role: edge
 rtmp: { chunk_size: 10 }
 apps: [ { name: vod }, { name: \"a/b\" } ]
 hls: { window: 0 }
+playback: { write_interval_ms: 5000 }
 ";
         let err = Config::from_yaml_str(yaml)
             .unwrap()
@@ -864,6 +901,7 @@ hls: { window: 0 }
             "apps[0].name",
             "apps[1].name",
             "hls.window",
+            "playback.write_interval_ms",
             "edge: required",
         ] {
             assert!(err.contains(field), "{field} missing in {err}");

@@ -25,6 +25,7 @@ pub mod range;
 pub mod record;
 pub mod rtmp;
 pub mod server;
+pub mod socket_send;
 pub mod stats;
 pub mod ts;
 pub mod vod;

@@ -59,6 +59,7 @@ impl AppState {
     pub fn new(config: Config, shutdown: CancellationToken) -> Self {
         let hub = Hub::new(HubConfig {
             queue_frames: config.limits.viewer_queue_frames,
+            release_interval: std::time::Duration::from_millis(config.playback.write_interval_ms),
             ..HubConfig::default()
         });
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));

@@ -1,8 +1,8 @@
 //! HTTP-FLV: `GET /APP/NAME.flv` answers the FLV header, then the stream
 //! from the GOP cache on (metadata, sequence headers, last keyframe), then
 //! live tags, until the publisher leaves, the viewer falls hopelessly
-//! behind, or the server shuts down. Tag bodies are the hub's shared
-//! `Bytes`; headers and trailers are built once per frame and shared too.
+//! behind, or the server shuts down. Each tag is encoded once per frame
+//! (`Frame::flv_tag`) and the same `Bytes` goes to every viewer.
 
 use std::collections::VecDeque;
 
@@ -28,10 +28,6 @@ struct FlvBody {
     /// lock on the shared token for every batch of every viewer.
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
-    /// Earliest time to take media from the hub again (batching, as for RTMP).
-    hold: Pin<Box<tokio::time::Sleep>>,
-    /// A video keyframe (not a sequence header) went to this viewer.
-    keyframe_sent: bool,
 }
 
 impl FlvBody {
@@ -52,21 +48,9 @@ impl FlvBody {
             if self.deliveries.capacity() > 64 {
                 self.deliveries = Vec::new();
             }
-            let hold = &mut self.hold;
-            let sub = &mut self.sub;
-            let deliveries = &mut self.deliveries;
             tokio::select! {
-                r = async {
-                    hold.as_mut().await;
-                    sub.recv(deliveries, 1024).await
-                } => {
-                    // No batching delay before the first keyframe: the
-                    // viewer is waiting for the picture.
-                    if self.keyframe_sent {
-                        self.hold
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + crate::rtmp::conn::MEDIA_COALESCE);
-                    }
+                // The hub wakes viewers in batches (`playback.write_interval_ms`).
+                r = self.sub.recv(&mut self.deliveries, 1024) => {
                     if let Err(e) = r {
                         debug!(stream = %self.sub.key(), reason = %e, "HTTP-FLV viewer dropped");
                         return None;
@@ -77,11 +61,7 @@ impl FlvBody {
             for d in self.deliveries.drain(..) {
                 match d {
                     Delivery::Frame(f) => {
-                        self.keyframe_sent |= f.tag.is_keyframe() && !f.tag.is_sequence_header();
-                        let (head, tail) = f.flv_parts();
-                        self.pending.push_back(head.clone());
-                        self.pending.push_back(f.tag.data.clone());
-                        self.pending.push_back(tail.clone());
+                        self.pending.push_back(f.flv_tag().clone());
                     }
                     // One FLV response is one publication.
                     Delivery::Unpublished => self.done = true,
@@ -124,8 +104,6 @@ pub async fn play(
         deliveries: Vec::new(),
         cancelled: Box::pin(state.shutdown.clone().cancelled_owned()),
         done: false,
-        hold: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
-        keyframe_sent: false,
     };
     let stream = futures_util::stream::unfold(body, |mut b| async move {
         b.next()

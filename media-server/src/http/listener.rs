@@ -342,7 +342,7 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.socket).poll_write_vectored(cx, bufs);
+        let poll = crate::socket_send::poll_send_vectored(&self.socket, cx, bufs);
         self.watch_write(cx, poll)
     }
 

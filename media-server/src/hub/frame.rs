@@ -19,8 +19,9 @@ pub struct Frame {
     /// RTMP chunks of this message as every RTMP viewer receives them,
     /// built by the first viewer that needs them (see `rtmp::chunk`).
     rtmp: OnceLock<Bytes>,
-    /// `flv_header` and `flv_trailer` as shareable buffers (HTTP bodies take `Bytes`).
-    flv: OnceLock<(Bytes, Bytes)>,
+    /// The whole FLV tag (header, body, trailer) as every HTTP-FLV viewer
+    /// receives it, built by the first one that needs it.
+    flv: OnceLock<Bytes>,
 }
 
 impl Frame {
@@ -41,13 +42,17 @@ impl Frame {
         self.rtmp.get_or_init(|| encode(&self.tag))
     }
 
-    /// The FLV tag header and trailer as buffers shared by every HTTP-FLV viewer.
-    pub fn flv_parts(&self) -> &(Bytes, Bytes) {
+    /// The whole FLV tag, shared by every HTTP-FLV viewer. One buffer
+    /// rather than header, body and trailer: hyper frames each buffer of a
+    /// response body as one HTTP chunk and flushes every 16 chunks, so one
+    /// buffer per tag means one write per batch of tags instead of three.
+    pub fn flv_tag(&self) -> &Bytes {
         self.flv.get_or_init(|| {
-            (
-                Bytes::copy_from_slice(&self.flv_header),
-                Bytes::copy_from_slice(&self.flv_trailer),
-            )
+            let mut tag = bytes::BytesMut::with_capacity(15 + self.tag.data.len());
+            tag.extend_from_slice(&self.flv_header);
+            tag.extend_from_slice(&self.tag.data);
+            tag.extend_from_slice(&self.flv_trailer);
+            tag.freeze()
         })
     }
 

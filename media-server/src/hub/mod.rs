@@ -18,7 +18,7 @@ mod subscriber;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
@@ -87,6 +87,12 @@ pub enum PublicationEvent {
     },
 }
 
+/// How often a stream wakes its viewers by default: each wake-up then
+/// writes about 6 video and 9 audio frames (at 30 fps) in one vectored
+/// write instead of one, for a delay players hide in their buffer anyway.
+pub const RELEASE_INTERVAL: Duration =
+    Duration::from_millis(crate::config::DEFAULT_WRITE_INTERVAL_MS);
+
 /// Hub settings.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -94,6 +100,9 @@ pub struct HubConfig {
     pub queue_frames: usize,
     /// Seconds an HLS session counts as a viewer after its last request.
     pub hls_session_secs: u64,
+    /// How often viewers are woken for new media (keyframes wake them at
+    /// once); zero wakes them for every frame.
+    pub release_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -101,6 +110,7 @@ impl Default for HubConfig {
         Self {
             queue_frames: 512,
             hls_session_secs: 30,
+            release_interval: RELEASE_INTERVAL,
         }
     }
 }
@@ -195,6 +205,14 @@ impl Hub {
     pub fn subscribe(&self, key: &StreamKey, protocol: Protocol) -> Subscriber {
         let stream = self.stream_entry(key);
         Subscriber::new(self.clone(), stream, protocol)
+    }
+
+    /// Subscribes an edge's relay pull: counted as an RTMP viewer, but
+    /// woken for every frame like an internal consumer, so each tier of
+    /// edges does not add its own batching delay.
+    pub fn subscribe_relay(&self, key: &StreamKey) -> Subscriber {
+        let stream = self.stream_entry(key);
+        Subscriber::new(self.clone(), stream, Protocol::Rtmp).per_frame()
     }
 
     /// Subscribes a viewer only if the stream is live now (HTTP-FLV answers 404 otherwise).

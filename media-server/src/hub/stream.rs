@@ -38,6 +38,12 @@ pub(crate) struct State {
     /// Fired to disconnect this publication's publisher (admin API); a new
     /// one per publication, so it never reaches the next publisher.
     pub kick: tokio_util::sync::CancellationToken,
+    /// When viewers were last woken (see [`Stream::release`]).
+    pub last_release: Option<Instant>,
+    /// Frames went into the ring since then.
+    pub unreleased: bool,
+    /// A task will release them when the interval is over.
+    pub release_armed: bool,
 }
 
 pub(crate) struct Stream {
@@ -45,6 +51,9 @@ pub(crate) struct Stream {
     pub state: Mutex<State>,
     pub tx: broadcast::Sender<Event>,
     pub counters: StreamCounters,
+    /// Wakes viewers (not internal consumers) in batches: see [`Stream::release`].
+    pub released: tokio::sync::Notify,
+    release_interval: Duration,
     hls_sessions: Mutex<HashMap<String, Instant>>,
     hls_window: Duration,
 }
@@ -84,6 +93,8 @@ impl Stream {
             state: Mutex::new(State::default()),
             tx,
             counters: StreamCounters::default(),
+            released: tokio::sync::Notify::new(),
+            release_interval: config.release_interval,
             hls_sessions: Mutex::new(HashMap::new()),
             hls_window: Duration::from_secs(config.hls_session_secs),
         }
@@ -118,7 +129,12 @@ impl Stream {
         st.rate = None;
         st.kick = tokio_util::sync::CancellationToken::new();
         let _ = self.tx.send(Event::Published);
-        Some(st.epoch)
+        st.unreleased = false;
+        st.last_release = Some(Instant::now());
+        let epoch = st.epoch;
+        drop(st);
+        self.released.notify_waiters();
+        Some(epoch)
     }
 
     pub fn stop_publishing(&self) {
@@ -126,9 +142,63 @@ impl Stream {
         st.publishing = false;
         st.gop = GopCache::default();
         let _ = self.tx.send(Event::Unpublished);
+        st.unreleased = false;
+        drop(st);
+        self.released.notify_waiters();
     }
 
-    pub fn publish_frame(&self, frame: Arc<Frame>) {
+    /// Viewers are woken once per `release_interval` (and at once for a
+    /// keyframe, so a waiting player gets its picture without delay), not
+    /// for every frame: each wake-up then writes several frames in one
+    /// syscall, and all viewers of a stream wake together, so the worker
+    /// threads run them in one sweep instead of waking for each viewer's
+    /// own timer. Internal consumers (segmenters, recorders) take every
+    /// frame as it comes.
+    fn release(self: &Arc<Self>, st: &mut State, keyframe: bool) -> bool {
+        let now = Instant::now();
+        let due = keyframe
+            || self.release_interval.is_zero()
+            || st
+                .last_release
+                .is_none_or(|t| now.duration_since(t) >= self.release_interval);
+        if due {
+            st.unreleased = false;
+            st.last_release = Some(now);
+            return true;
+        }
+        st.unreleased = true;
+        if !st.release_armed {
+            // The publisher may send nothing more for a while (a pause, a
+            // slide show): release what came by the end of the interval.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                st.release_armed = true;
+                let at = st.last_release.unwrap_or(now) + self.release_interval;
+                let stream = Arc::clone(self);
+                rt.spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let wake = {
+                        let mut st = lock(&stream.state);
+                        st.release_armed = false;
+                        let wake = st.unreleased;
+                        if wake {
+                            st.unreleased = false;
+                            st.last_release = Some(Instant::now());
+                        }
+                        wake
+                    };
+                    if wake {
+                        stream.released.notify_waiters();
+                    }
+                });
+            } else {
+                st.unreleased = false;
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn publish_frame(self: &Arc<Self>, frame: Arc<Frame>) {
         self.counters
             .bytes_in
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
@@ -144,9 +214,15 @@ impl Stream {
             st.video_codec = video_codec_name(&frame.tag.data);
         }
         st.gop.push(&frame);
+        let keyframe = frame.tag.is_keyframe() && !frame.tag.is_sequence_header();
         // Under the state lock so a subscriber's snapshot + receiver never
         // misses or repeats a frame.
         let _ = self.tx.send(Event::Media(frame));
+        let wake = self.release(&mut st, keyframe);
+        drop(st);
+        if wake {
+            self.released.notify_waiters();
+        }
     }
 
     /// The GOP snapshot and a receiver positioned right after it.

@@ -60,6 +60,8 @@ pub struct Subscriber {
     /// After a lag: drop everything until a keyframe (the snapshot usually provides one).
     skipping: bool,
     live: bool,
+    /// Woken for every frame rather than at the stream's releases.
+    per_frame: bool,
 }
 
 impl fmt::Debug for Subscriber {
@@ -86,7 +88,14 @@ impl Subscriber {
             lags: VecDeque::new(),
             skipping: false,
             live,
+            per_frame: protocol == Protocol::Internal,
         }
+    }
+
+    /// Wakes this subscriber for every frame (an edge's relay pull).
+    pub(super) fn per_frame(mut self) -> Self {
+        self.per_frame = true;
+        self
     }
 
     /// The stream.
@@ -131,6 +140,9 @@ impl Subscriber {
         if out.len() > start {
             return Ok(());
         }
+        if !self.per_frame {
+            return self.recv_released(out, start, max).await;
+        }
         loop {
             let Some(rx) = self.rx.as_mut() else {
                 return Err(SubscriberClosed::TooSlow);
@@ -161,6 +173,57 @@ impl Subscriber {
                 return Ok(());
             }
         }
+    }
+
+    /// A viewer's wait: for the stream's next release (see
+    /// `Stream::release`), then everything in the ring. Registering for
+    /// the release before looking at the ring means no frame is missed;
+    /// frames sent after a release are taken early, which is harmless.
+    async fn recv_released(
+        &mut self,
+        out: &mut Vec<Delivery>,
+        start: usize,
+        max: usize,
+    ) -> Result<(), SubscriberClosed> {
+        let stream = Arc::clone(&self.stream);
+        loop {
+            let released = stream.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            self.drain(out, start, max)?;
+            if out.len() > start {
+                return Ok(());
+            }
+            released.await;
+        }
+    }
+
+    /// Takes what the ring holds now, up to `max` deliveries in `out`.
+    fn drain(
+        &mut self,
+        out: &mut Vec<Delivery>,
+        start: usize,
+        max: usize,
+    ) -> Result<(), SubscriberClosed> {
+        while out.len() - start < max {
+            let Some(rx) = self.rx.as_mut() else {
+                return Err(SubscriberClosed::TooSlow);
+            };
+            match rx.try_recv() {
+                Ok(ev) => self.accept(ev, out),
+                Err(TryRecvError::Lagged(n)) => self.lagged(n)?,
+                Err(TryRecvError::Empty) => break,
+                // The stream holds the sender for as long as this subscriber exists.
+                Err(TryRecvError::Closed) => return Err(SubscriberClosed::TooSlow),
+            }
+        }
+        while out.len() - start < max {
+            let Some(d) = self.pending.pop_front() else {
+                break;
+            };
+            out.push(d);
+        }
+        Ok(())
     }
 
     fn accept(&mut self, ev: Event, out: &mut Vec<Delivery>) {

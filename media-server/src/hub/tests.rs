@@ -13,6 +13,8 @@ fn hub(queue: usize) -> Hub {
     Hub::new(HubConfig {
         queue_frames: queue,
         hls_session_secs: 30,
+        // Most tests read frame by frame; batching has its own tests.
+        release_interval: Duration::ZERO,
     })
 }
 
@@ -257,4 +259,124 @@ async fn disconnect_publisher_fires_only_the_current_publication() {
         () = second.kicked() => panic!("the second publisher was kicked too"),
         () = std::future::ready(()) => {}
     }
+}
+
+fn batching_hub() -> Hub {
+    Hub::new(HubConfig {
+        release_interval: Duration::from_millis(200),
+        ..HubConfig::default()
+    })
+}
+
+async fn within(sub: &mut Subscriber, ms: u64) -> Option<Vec<Arc<Frame>>> {
+    tokio::time::timeout(Duration::from_millis(ms), frames(sub, 1000))
+        .await
+        .ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn viewers_are_woken_per_interval_and_at_once_for_a_keyframe() {
+    let hub = batching_hub();
+    let p = hub.publish(&key()).unwrap();
+    let mut viewer = hub.subscribe(&key(), Protocol::Rtmp);
+    let mut segmenter = hub.subscribe_internal(&key()).unwrap();
+    // A keyframe reaches the waiting viewer at once.
+    p.send(video(0, true));
+    assert_eq!(within(&mut viewer, 1).await.map(|f| f.len()), Some(1));
+    assert_eq!(within(&mut segmenter, 1).await.map(|f| f.len()), Some(1));
+    // A viewer waiting when frames between keyframes come is woken at the
+    // end of the interval, for all of them at once.
+    let mut waiting = Box::pin(frames(&mut viewer, 1000));
+    let mut waiting_internal = Box::pin(frames(&mut segmenter, 1000));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut waiting)
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut waiting_internal)
+            .await
+            .is_err()
+    );
+    p.send(video(33, false));
+    // Internal consumers (HLS, recording) are woken for every frame.
+    let got = tokio::time::timeout(Duration::from_millis(1), waiting_internal).await;
+    assert_eq!(got.map(|f| f.len()).ok(), Some(1));
+    p.send(video(66, false));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(150), &mut waiting)
+            .await
+            .is_err(),
+        "not woken before the interval ends"
+    );
+    let got = tokio::time::timeout(Duration::from_millis(100), waiting)
+        .await
+        .expect("woken by the end of the interval");
+    assert_eq!(
+        got.iter().map(|f| f.tag.timestamp).collect::<Vec<_>>(),
+        vec![33, 66]
+    );
+    // A keyframe wakes the viewer at once, with what waited before it.
+    let mut waiting = Box::pin(frames(&mut viewer, 1000));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut waiting)
+            .await
+            .is_err()
+    );
+    p.send(video(99, false));
+    p.send(video(132, true));
+    let got = tokio::time::timeout(Duration::from_millis(1), waiting)
+        .await
+        .expect("a keyframe wakes at once");
+    assert_eq!(
+        got.iter().map(|f| f.tag.timestamp).collect::<Vec<_>>(),
+        vec![99, 132]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn viewers_hear_of_the_publisher_leaving_at_once() {
+    let hub = batching_hub();
+    let p = hub.publish(&key()).unwrap();
+    let mut viewer = hub.subscribe(&key(), Protocol::Flv);
+    p.send(video(0, true));
+    assert!(within(&mut viewer, 1).await.is_some());
+    let mut out = Vec::new();
+    let mut waiting = Box::pin(viewer.recv(&mut out, 100));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut waiting)
+            .await
+            .is_err()
+    );
+    p.send(video(33, false));
+    drop(p);
+    tokio::time::timeout(Duration::from_millis(1), waiting)
+        .await
+        .expect("woken at once")
+        .unwrap();
+    assert!(matches!(out[0], Delivery::Frame(_)));
+    assert!(matches!(out[1], Delivery::Unpublished));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edge_relay_is_woken_for_every_frame_and_counted() {
+    let hub = batching_hub();
+    let p = hub.publish(&key()).unwrap();
+    let mut relay = hub.subscribe_relay(&key());
+    p.send(video(0, true));
+    assert!(within(&mut relay, 1).await.is_some());
+    let mut waiting = Box::pin(frames(&mut relay, 1000));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut waiting)
+            .await
+            .is_err()
+    );
+    p.send(video(33, false));
+    let got = tokio::time::timeout(Duration::from_millis(1), waiting).await;
+    assert_eq!(
+        got.map(|f| f.len()).ok(),
+        Some(1),
+        "not held for the interval"
+    );
+    assert_eq!(hub.viewers(&key()), 1);
 }

@@ -69,7 +69,12 @@ pub struct ClientSession {
     received: u64,
     last_ack: u64,
     peer_window: u32,
+    relay: bool,
 }
+
+/// The `connect` property by which a Fleetcast edge's pull says it is one
+/// (see [`ClientSession::as_relay`]).
+pub const RELAY_PROPERTY: &str = "fleetcastRelay";
 
 /// Splits `rtmp://host[:port]/app/name` into (host:port, app, name).
 pub fn parse_url(url: &str) -> Option<(String, String, String)> {
@@ -103,7 +108,19 @@ impl ClientSession {
             received: 0,
             last_ack: 0,
             peer_window: 0,
+            relay: false,
         }
+    }
+
+    /// Marks this play as an edge's relay pull: the server then hands it
+    /// every frame as it comes instead of in `playback.write_interval_ms`
+    /// batches, so tiers do not add up the batching delay (it serves many
+    /// viewers, who are batched on the edge). Claiming it only costs the
+    /// claimer's server some CPU.
+    #[must_use]
+    pub fn as_relay(mut self) -> Self {
+        self.relay = true;
+        self
     }
 
     /// The bytes to send now.
@@ -161,7 +178,7 @@ impl ClientSession {
             }
             message::set_chunk_size(&mut self.out, CLIENT_CHUNK_SIZE);
             message::window_ack_size(&mut self.out, WINDOW_ACK_SIZE);
-            let obj = Value::object([
+            let mut obj = Value::object([
                 ("app", Value::string(&self.app)),
                 ("type", Value::string("nonprivate")),
                 (
@@ -170,6 +187,11 @@ impl ClientSession {
                 ),
                 ("tcUrl", Value::string(&self.tc_url)),
             ]);
+            if self.relay
+                && let Value::Object(props) = &mut obj
+            {
+                props.push((RELAY_PROPERTY.to_owned(), Value::Boolean(true)));
+            }
             self.command(&[Value::string("connect"), Value::Number(1.0), obj], 0);
             self.state = State::Connecting;
         }

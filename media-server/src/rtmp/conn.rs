@@ -24,11 +24,6 @@ use crate::server::AppState;
 const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Buffers per vectored write.
 const MAX_IOVECS: usize = 64;
-/// After taking media from the hub, a viewer waits this long before taking
-/// more, so each wake-up and each vectored write carries several frames
-/// (about 3 video and 4 audio at 30 fps) instead of one: far fewer wake-ups
-/// and syscalls per byte for a latency players hide in their buffer anyway.
-pub const MEDIA_COALESCE: Duration = Duration::from_millis(100);
 /// The application that plays files (`rtmp://HOST/vod/FILE`).
 pub const VOD_APP: &str = "vod";
 /// Time a closing connection gets to flush its last status messages.
@@ -77,10 +72,10 @@ struct Conn {
     /// When the connection was accepted (the handshake timeout counts from here).
     started: Instant,
     chunk_size: usize,
-    /// A video keyframe (not a sequence header) went to this viewer.
-    keyframe_sent: bool,
     /// On an edge, a play waiting for its stream to be pulled.
     pending_play: Option<PendingPlay>,
+    /// The client is an edge's relay pull (`ServerEvent::Connect::relay`).
+    relay: bool,
     /// A publisher's bitrate cap (`limits.max_publish_bitrate`), from its first media.
     ingest: Option<super::ingest_rate::IngestMeter>,
     /// Fires when the admin API disconnects this connection's publisher.
@@ -132,8 +127,8 @@ pub async fn serve(socket: TcpStream, peer: SocketAddr, state: AppState) {
         last_activity: Instant::now(),
         started: Instant::now(),
         chunk_size,
-        keyframe_sent: false,
         pending_play: None,
+        relay: false,
         ingest: None,
         kicked: None,
     };
@@ -189,6 +184,16 @@ impl Conn {
         }
     }
 
+    /// An edge's relay pull takes every frame as it comes; players are
+    /// woken in batches (`playback.write_interval_ms`).
+    fn subscribe(&self, key: &StreamKey) -> Subscriber {
+        if self.relay {
+            self.state.hub.subscribe_relay(key)
+        } else {
+            self.state.hub.subscribe(key, Protocol::Rtmp)
+        }
+    }
+
     fn close_after_flush(&mut self) {
         if self.closing.is_none() {
             self.closing = Some(Instant::now() + CLOSE_FLUSH);
@@ -204,9 +209,6 @@ impl Conn {
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         let mut shutting_down = false;
-        let hold = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(hold);
-        let mut holding = false;
         // Deadlines (handshake, idle, close flush) are checked once a second.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,7 +218,6 @@ impl Conn {
                 return End::Done;
             }
             let want_media = self.subscriber.is_some()
-                && !holding
                 && self.queued < MAX_QUEUED_BYTES
                 && self.closing.is_none();
             let want_read = self.queued < MAX_QUEUED_BYTES && self.closing.is_none();
@@ -247,7 +248,6 @@ impl Conn {
                         return e;
                     }
                 }
-                () = &mut hold, if holding => holding = false,
                 () = until_kicked(&mut self.kicked), if self.kicked.is_some() => {
                     self.kicked = None;
                     if let Some(p) = self.publisher.take() {
@@ -265,11 +265,14 @@ impl Conn {
                     if deliveries.capacity() > 64 {
                         deliveries = Vec::new();
                     }
-                    // Until the first keyframe has gone out the viewer is
-                    // waiting for the picture: do not delay it.
-                    if self.keyframe_sent {
-                        hold.as_mut().reset(Instant::now() + MEDIA_COALESCE);
-                        holding = true;
+                    // The hub woke this viewer with a batch (see
+                    // `playback.write_interval_ms`): write it now rather than on
+                    // another turn of this loop.
+                    self.take_session_output();
+                    if !self.queue.is_empty()
+                        && let Err(e) = self.write_queued()
+                    {
+                        return e;
                     }
                 }
                 t = recv_vod(self.vod.as_mut()), if self.vod.is_some() && want_read => {
@@ -315,7 +318,8 @@ impl Conn {
             *slot = IoSlice::new(b);
             count += 1;
         }
-        match self.socket.try_write_vectored(&slices[..count]) {
+        let sent = crate::socket_send::try_send_vectored(&self.socket, &slices[..count]);
+        match sent {
             Ok(mut n) => {
                 self.last_activity = Instant::now();
                 self.queued -= n;
@@ -388,7 +392,8 @@ impl Conn {
 
     fn on_event(&mut self, ev: ServerEvent) {
         match ev {
-            ServerEvent::Connect { app } => {
+            ServerEvent::Connect { app, relay } => {
+                self.relay = relay;
                 // Clients split `rtmp://h/vod/dir/file` as app `vod/dir`,
                 // name `file`: keep the directory part for the file name.
                 let vod_dir = app.strip_prefix("vod/").map(str::to_owned);
@@ -508,7 +513,7 @@ impl Conn {
     }
 
     fn start_play(&mut self, name: &str, key: StreamKey) {
-        self.subscriber = Some(self.state.hub.subscribe(&key, Protocol::Rtmp));
+        self.subscriber = Some(self.subscribe(&key));
         self.session.accept_play(name);
         self.key = Some(key);
     }
@@ -519,7 +524,7 @@ impl Conn {
         };
         match r {
             Ok(()) if p.resume => {
-                self.subscriber = Some(self.state.hub.subscribe(&p.key, Protocol::Rtmp));
+                self.subscriber = Some(self.subscribe(&p.key));
                 self.session.publish_notify(&p.name);
                 self.key = Some(p.key);
             }
@@ -544,8 +549,6 @@ impl Conn {
         for d in deliveries.drain(..) {
             match d {
                 Delivery::Frame(frame) => {
-                    self.keyframe_sent |=
-                        frame.tag.is_keyframe() && !frame.tag.is_sequence_header();
                     let bytes = frame
                         .rtmp_chunks(|tag| message::media_chunks(tag, cs))
                         .clone();

@@ -64,6 +64,9 @@ async fn open(
             &name,
             crate::config::RTMP_MAX_MESSAGE_SIZE,
         );
+        if mode == Mode::Play {
+            session = session.as_relay();
+        }
         let mut early = VecDeque::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {

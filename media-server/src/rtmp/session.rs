@@ -31,6 +31,8 @@ pub enum ServerEvent {
     Connect {
         /// Application name (query string removed).
         app: String,
+        /// A Fleetcast edge's relay pull (`client::RELAY_PROPERTY`).
+        relay: bool,
     },
     /// `publish`; answer with `accept_publish`/`reject_publish`.
     Publish {
@@ -283,7 +285,11 @@ impl ServerSession {
                     .ok_or_else(|| RtmpError::Protocol("connect without app".into()))?;
                 let app = message::strip_query(app).trim_end_matches('/').to_owned();
                 self.connect_txn = cmd.transaction;
-                events.push(ServerEvent::Connect { app });
+                let relay = matches!(
+                    cmd.object.get(super::client::RELAY_PROPERTY),
+                    Some(Value::Boolean(true))
+                );
+                events.push(ServerEvent::Connect { app, relay });
             }
             "createStream" => {
                 self.result(

@@ -56,7 +56,13 @@ fn publish_flow_delivers_media_and_metadata() {
     let mut s = server();
     let mut c = ClientSession::new(Mode::Publish, "rtmp://h/live", "live", "cam?key=1", 1 << 20);
     let (sev, cev) = pump(&mut s, &mut c, &mut accept_all);
-    assert_eq!(sev[0], ServerEvent::Connect { app: "live".into() });
+    assert_eq!(
+        sev[0],
+        ServerEvent::Connect {
+            app: "live".into(),
+            relay: false
+        }
+    );
     assert_eq!(
         sev[1],
         ServerEvent::Publish {
@@ -145,7 +151,7 @@ fn unknown_app_is_rejected() {
     let mut s = server();
     let mut c = ClientSession::new(Mode::Play, "rtmp://h/nope", "nope", "cam", 1 << 20);
     let (_, cev) = pump(&mut s, &mut c, &mut |s, ev| {
-        if let ServerEvent::Connect { app } = ev {
+        if let ServerEvent::Connect { app, .. } = ev {
             s.reject_connect(&format!("unknown application {app}"));
         }
     });
@@ -211,4 +217,18 @@ fn amf_messages_over_their_cap_are_refused_before_decoding() {
         Err(RtmpError::Protocol(_))
     ));
     assert!(check_amf_size(&vec![5; MAX_DATA_BYTES + 1], MAX_DATA_BYTES, "data").is_err());
+}
+
+#[test]
+fn an_edge_relay_pull_says_so_in_connect() {
+    let mut s = server();
+    let mut c = ClientSession::new(Mode::Play, "rtmp://h/live", "live", "cam", 1 << 20).as_relay();
+    let (sev, _) = pump(&mut s, &mut c, &mut accept_all);
+    assert_eq!(
+        sev[0],
+        ServerEvent::Connect {
+            app: "live".into(),
+            relay: true
+        }
+    );
 }
