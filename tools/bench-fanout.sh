@@ -10,6 +10,10 @@
 #   ROUNDS    rounds per viewer count             [3]
 #   DURATION  seconds per viewer run              [20]
 #   RAMP      seconds over which viewers connect  [5]
+#   SETTLE    seconds of publishing before viewers [16]
+#             (Fleetcast's HLS and LL-HLS windows, 6 segments of 2 s,
+#             fill in the first 12 to 14 s: their memory is the stream's,
+#             so the "publisher alone" RSS is read after they are full)
 #   PEERS     what to measure                     [nginx-rtmp,fleetcast-rtmp]
 #             (also: fleetcast-flv for HTTP-FLV viewers of the origin)
 #   JSON      where to write every run as JSON    [target/bench-fanout.json]
@@ -21,6 +25,7 @@ VIEWERS=${VIEWERS:-200,500,1000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
 RAMP=${RAMP:-5}
+SETTLE=${SETTLE:-16}
 PEERS=${PEERS:-nginx-rtmp,fleetcast-rtmp}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 JSON=${JSON:-$TARGET_DIR/bench-fanout.json}
@@ -65,5 +70,5 @@ exec "$TARGET_DIR/release/media-bench" compare \
     --nginx-conf tools/peer/nginx-rtmp.conf \
     --fleetcast "$TARGET_DIR/release/fleetcast-media" \
     --peers "$PEERS" --viewers "$VIEWERS" --rounds "$ROUNDS" \
-    --duration "$DURATION" --ramp "$RAMP" \
+    --duration "$DURATION" --ramp "$RAMP" --settle "$SETTLE" \
     --json "$JSON" "$@"

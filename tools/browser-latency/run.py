@@ -22,9 +22,11 @@ the same CMAF segment) is measured too, so glass to glass ≈ sample + offset.
     tools/browser-latency/run.py [--bin target/debug/fleetcast-media]
         [--rounds 3] [--warmup 10] [--seconds 30] [--json out.json]
         [--modes ll-hls,hls,player] [--part-ms 500] [--catchup RATE]
+        [--write-interval-ms MS]
 
 --part-ms sets hls.ll.part_duration_ms on both servers (through config
-files); --catchup sets hls.js's maxLiveSyncPlaybackRate (default 1: hls.js
+files); --write-interval-ms sets playback.write_interval_ms on both (the
+built-in player's `.mp4` is written to it at that interval); --catchup sets hls.js's maxLiveSyncPlaybackRate (default 1: hls.js
 keeps whatever latency a session starts at).
 
 Needs `npm ci` in tools/browser-latency first (hls.js, pinned).
@@ -264,6 +266,8 @@ def main():
                     help="hls.js maxLiveSyncPlaybackRate (default: hls.js's 1, no catching up)")
     ap.add_argument("--part-ms", type=int,
                     help="hls.ll.part_duration_ms on both servers (through config files; default: the servers' 500)")
+    ap.add_argument("--write-interval-ms", type=int,
+                    help="playback.write_interval_ms on both servers (through config files; default: the servers' 200)")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     if not os.path.isfile(os.path.join(HERE, "node_modules/hls.js/dist/hls.min.js")):
@@ -275,7 +279,7 @@ def main():
     chrome = None
     httpd = None
     try:
-        if a.part_ms is None:
+        if a.part_ms is None and a.write_interval_ms is None:
             origin_cmd = [a.bin, "origin", "--rtmp", f"{ORIGIN_IP}:1935", "--http", f"{ORIGIN_IP}:8080",
                           "--admin", f"{ORIGIN_IP}:8081", "--data", os.path.join(tmp, "odata")]
             edge_cmd = [a.bin, "edge", "--rtmp", f"{EDGE_IP}:1935", "--http", f"{EDGE_IP}:8080",
@@ -288,7 +292,10 @@ def main():
                 with open(path, "w") as f:
                     f.write(f'rtmp: {{ listen: "{ip}:1935" }}\nhttp: {{ listen: "{ip}:8080" }}\n'
                             f'admin: {{ listen: "{ip}:8081" }}\ndata_dir: "{tmp}/{name}-data"\n'
-                            f'hls: {{ ll: {{ part_duration_ms: {a.part_ms} }} }}\n{extra}')
+                            + (f'hls: {{ ll: {{ part_duration_ms: {a.part_ms} }} }}\n' if a.part_ms else '')
+                            + (f'playback: {{ write_interval_ms: {a.write_interval_ms} }}\n'
+                               if a.write_interval_ms is not None else '')
+                            + extra)
                 return [a.bin, "--config", path]
             origin_cmd = config("origin", ORIGIN_IP, "")
             edge_cmd = config("edge", EDGE_IP,
