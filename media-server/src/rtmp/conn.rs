@@ -209,13 +209,24 @@ impl Conn {
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         let mut shutting_down = false;
-        // Deadlines (handshake, idle, close flush) are checked once a second.
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer for the deadline (handshake, idle, close flush), armed
+        // for the deadline itself rather than ticking: a viewer's idle
+        // deadline moves with every write, and a timer firing each second
+        // for each of thousands of viewers kept the worker threads waking
+        // all the time. When it fires early (the deadline moved on), it is
+        // armed again; when the deadline moves earlier (closing), at once.
+        let mut armed = self.deadline();
+        let timer = tokio::time::sleep_until(armed);
+        tokio::pin!(timer);
         loop {
             self.take_session_output();
             if self.closing.is_some() && self.queue.is_empty() {
                 return End::Done;
+            }
+            let deadline = self.deadline();
+            if deadline < armed {
+                armed = deadline;
+                timer.as_mut().reset(deadline);
             }
             let want_media = self.subscriber.is_some()
                 && self.queued < MAX_QUEUED_BYTES
@@ -281,8 +292,11 @@ impl Conn {
                 r = edge_ready(self.pending_play.as_mut()), if self.pending_play.is_some() => {
                     self.on_edge_ready(r);
                 }
-                _ = tick.tick() => {
-                    if Instant::now() >= self.deadline() {
+                () = &mut timer => {
+                    let deadline = self.deadline();
+                    armed = deadline;
+                    timer.as_mut().reset(deadline);
+                    if Instant::now() >= deadline {
                         return End::Timeout(if self.closing.is_some() {
                             "close flush"
                         } else if self.session.handshake_done() {
