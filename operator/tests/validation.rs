@@ -106,6 +106,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             ),
             "timeoutMs in body should be less than or equal to 30000",
         ),
+        (
+            "write interval above the bound",
+            "apiVersion: fleetcast.io/v1alpha1\nkind: MediaCluster\nmetadata: { name: slowwrites }\nspec:\n  playback: { writeIntervalMs: 5000 }\n".to_owned(),
+            "writeIntervalMs in body should be less than or equal to 1000",
+        ),
     ]
 }
 

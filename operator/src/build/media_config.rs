@@ -62,8 +62,8 @@ pub enum ConfigError {
     Yaml(#[from] serde_yaml_ng::Error),
 }
 
-fn base(role: Role) -> Config {
-    Config {
+fn base(role: Role, mc: &MediaCluster) -> Config {
+    let mut config = Config {
         role,
         data_dir: PathBuf::from(DATA_DIR),
         log: LogConfig {
@@ -71,14 +71,18 @@ fn base(role: Role) -> Config {
             ..LogConfig::default()
         },
         ..Config::default()
+    };
+    if let Some(ms) = mc.spec.playback.write_interval_ms {
+        config.playback.write_interval_ms = u64::from(ms);
     }
+    config
 }
 
 /// Config of the origins: publish auth reads the token from the Secret
 /// mounted by the origin builder; `spec.security` adds keys, webhooks and
 /// signed playback (files mounted by the same builder).
 pub fn origin(mc: &MediaCluster) -> Result<Rendered, ConfigError> {
-    let mut config = base(Role::Origin);
+    let mut config = base(Role::Origin, mc);
     if mc.spec.origin.publish_auth.is_some() {
         config.auth.publish_token_file =
             Some(PathBuf::from(super::origin::AUTH_DIR).join(super::origin::AUTH_FILE));
@@ -115,7 +119,7 @@ pub fn edge(mc: &MediaCluster, pool: &EdgePool, namespace: &str) -> Result<Rende
             .needs_peers()
             .then(|| format!("${{POD_IP}}:{HTTP_PORT}")),
     };
-    let mut config = base(Role::Edge);
+    let mut config = base(Role::Edge, mc);
     config.edge = Some(EdgeConfig {
         upstreams,
         cache: CacheConfig {

@@ -171,6 +171,28 @@ fn tiered_upstream_uses_the_parent_service_ports() {
 }
 
 #[test]
+fn playback_write_interval_reaches_origins_and_edges() {
+    let d = build(&cluster("live", two_regions()));
+    let default_ms = fleetcast_media::config::DEFAULT_WRITE_INTERVAL_MS;
+    assert_eq!(
+        config_of(&d, "live-origin").playback.write_interval_ms,
+        default_ms
+    );
+    let mut spec = two_regions();
+    spec.playback.write_interval_ms = Some(0);
+    let changed = build(&cluster("live", spec));
+    for name in ["live-origin", "live-edge-london", "live-edge-tokyo"] {
+        assert_eq!(
+            config_of(&changed, name).playback.write_interval_ms,
+            0,
+            "{name}"
+        );
+        // A new config rolls the pods: the hash on the template changes.
+        assert_ne!(hash_of(&d, name), hash_of(&changed, name), "{name}");
+    }
+}
+
+#[test]
 fn balancing_modes() {
     let table = [
         (BalancingMode::Service, MediaBalancing::Service, false),

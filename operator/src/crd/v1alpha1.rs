@@ -79,6 +79,29 @@ pub struct MediaClusterSpec {
     /// Who may publish, who may play and who may reach the pods (docs/security.md).
     #[serde(default, skip_serializing_if = "SecuritySpec::is_empty")]
     pub security: SecuritySpec,
+    /// How live media is written to players, on origins and edges alike.
+    #[serde(default, skip_serializing_if = "PlaybackSpec::is_empty")]
+    pub playback: PlaybackSpec,
+}
+
+/// Live delivery to RTMP, HTTP-FLV and live-MP4 players.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaybackSpec {
+    /// Milliseconds between writes to a live player (default 200; 0 writes
+    /// every frame as it comes): larger costs less CPU per viewer and adds
+    /// up to this much latency. Keyframes are written at once; HLS is not
+    /// affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub write_interval_ms: Option<u32>,
+}
+
+impl PlaybackSpec {
+    /// Nothing set: the media server's defaults.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Publish keys, signed playback, webhooks and the NetworkPolicy; every part
