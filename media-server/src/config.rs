@@ -52,6 +52,10 @@ pub struct Config {
     /// HLS packaging of live streams.
     pub hls: HlsConfig,
     /// How live media is written to RTMP, HTTP-FLV and live MP4 viewers.
+    /// Left out of a written config while it has its defaults, so the
+    /// operator's rendered file still starts an older media image (which
+    /// refuses fields it does not know).
+    #[serde(skip_serializing_if = "PlaybackConfig::is_default")]
     pub playback: PlaybackConfig,
     /// Bounds that protect the server from peers.
     pub limits: Limits,
@@ -82,6 +86,13 @@ impl Default for PlaybackConfig {
         Self {
             write_interval_ms: DEFAULT_WRITE_INTERVAL_MS,
         }
+    }
+}
+
+impl PlaybackConfig {
+    /// Every field at its default.
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
     }
 }
 
@@ -673,10 +684,25 @@ fn validate_delivery(config: &Config, bad: &mut impl FnMut(&str, String)) {
             format!("{} is outside 128..=65536", config.rtmp.chunk_size),
         );
     }
-    if config.playback.write_interval_ms > 1000 {
+    let interval = config.playback.write_interval_ms;
+    if interval > 1000 {
         bad(
             "playback.write_interval_ms",
-            format!("{} is over 1000", config.playback.write_interval_ms),
+            format!("{interval} is over 1000"),
+        );
+    }
+    // Viewers take from the ring once per interval: it must hold two
+    // intervals of a busy stream (100 frames/s: 60 fps video and 48 kHz
+    // AAC), or viewers that keep up would be taken for slow ones.
+    let needed = usize::try_from(interval / 5).unwrap_or(usize::MAX);
+    if config.limits.viewer_queue_frames < needed {
+        bad(
+            "limits.viewer_queue_frames",
+            format!(
+                "{} holds less than two playback.write_interval_ms ({interval} ms) of a \
+                 100 frames/s stream: raise it to at least {needed} or lower the interval",
+                config.limits.viewer_queue_frames
+            ),
         );
     }
 }
@@ -883,6 +909,17 @@ mod tests {
     }
 
     #[test]
+    fn playback_is_written_only_when_set() {
+        let default = Config::default().to_yaml_string().unwrap();
+        assert!(!default.contains("playback"), "{default}");
+        let mut config = Config::default();
+        config.playback.write_interval_ms = 0;
+        let yaml = config.to_yaml_string().unwrap();
+        assert!(yaml.contains("write_interval_ms: 0"), "{yaml}");
+        assert_eq!(Config::from_yaml_str(&yaml).unwrap(), config);
+    }
+
+    #[test]
     fn invalid_values_are_all_named() {
         let yaml = "
 role: edge
@@ -890,6 +927,7 @@ rtmp: { chunk_size: 10 }
 apps: [ { name: vod }, { name: \"a/b\" } ]
 hls: { window: 0 }
 playback: { write_interval_ms: 5000 }
+limits: { viewer_queue_frames: 20 }
 ";
         let err = Config::from_yaml_str(yaml)
             .unwrap()
@@ -902,6 +940,7 @@ playback: { write_interval_ms: 5000 }
             "apps[1].name",
             "hls.window",
             "playback.write_interval_ms",
+            "limits.viewer_queue_frames",
             "edge: required",
         ] {
             assert!(err.contains(field), "{field} missing in {err}");

@@ -46,6 +46,8 @@ impl Frame {
     /// rather than header, body and trailer: hyper frames each buffer of a
     /// response body as one HTTP chunk and flushes every 16 chunks, so one
     /// buffer per tag means one write per batch of tags instead of three.
+    /// The price: the body is copied once per frame, so while HTTP-FLV
+    /// viewers watch, the ring and GOP cache hold each frame twice.
     pub fn flv_tag(&self) -> &Bytes {
         self.flv.get_or_init(|| {
             let mut tag = bytes::BytesMut::with_capacity(15 + self.tag.data.len());
