@@ -157,30 +157,8 @@ fn a_rotated_token_takes_effect_without_a_restart() {
 
 /// Reads until the server closes, returning what it sent; panics if it
 /// keeps the connection open past the read timeout.
-#[allow(clippy::panic)]
 fn read_to_close(s: &mut std::net::TcpStream) -> String {
-    use std::io::Read as _;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                panic!(
-                    "the admin port kept the connection open; got {:?}",
-                    String::from_utf8_lossy(&got)
-                )
-            }
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&got).into_owned()
+    String::from_utf8_lossy(&common::read_until_closed(s, "the admin port")).into_owned()
 }
 
 #[test]

@@ -142,21 +142,7 @@ fn send(s: &mut TcpStream, bytes: &[u8]) {
 /// Reads what the server answers until it closes; `None` when it closed
 /// without answering, panics when it keeps the connection open.
 fn answer_then_close(s: &mut TcpStream) -> Option<String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!(
-                    "server kept the connection open; got {:?}",
-                    String::from_utf8_lossy(&got)
-                )
-            }
-            Err(_) => break,
-        }
-    }
+    let got = common::read_until_closed(s, "server");
     (!got.is_empty()).then(|| String::from_utf8_lossy(&got).into_owned())
 }
 

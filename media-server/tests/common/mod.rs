@@ -614,3 +614,29 @@ pub fn make_mp4(path: &std::path::Path, faststart: bool) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Reads what the peer sends until it closes the connection; panics,
+/// naming `who`, when it keeps it open past the socket's read timeout.
+pub fn read_until_closed(s: &mut TcpStream, who: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!(
+                    "{who} kept the connection open; got {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            }
+            Err(_) => break,
+        }
+    }
+    got
+}
