@@ -154,21 +154,8 @@ impl Subscriber {
                 // The stream holds the sender for as long as this subscriber exists.
                 Err(RecvError::Closed) => return Err(SubscriberClosed::TooSlow),
             }
-            // Drain what is already queued without waiting.
-            while out.len() - start < max {
-                let Some(rx) = self.rx.as_mut() else { break };
-                match rx.try_recv() {
-                    Ok(ev) => self.accept(ev, out),
-                    Err(TryRecvError::Lagged(n)) => self.lagged(n)?,
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
-            }
-            while out.len() - start < max {
-                let Some(d) = self.pending.pop_front() else {
-                    break;
-                };
-                out.push(d);
-            }
+            // Take what is already queued without waiting.
+            self.drain(out, start, max)?;
             if out.len() > start {
                 return Ok(());
             }
