@@ -12,10 +12,6 @@ use crate::media::Tag;
 pub struct Frame {
     /// The tag as the publisher sent it.
     pub tag: Tag,
-    /// The 11-byte FLV tag header for HTTP-FLV/FLV files (the body is `tag.data`).
-    pub flv_header: [u8; 11],
-    /// The FLV "previous tag size" that follows the body.
-    pub flv_trailer: [u8; 4],
     /// RTMP chunks of this message as every RTMP viewer receives them,
     /// built by the first viewer that needs them (see `rtmp::chunk`).
     rtmp: OnceLock<Bytes>,
@@ -25,13 +21,10 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Wraps a tag, computing its FLV framing (15 bytes, cheap).
+    /// Wraps a tag; its wire encodings are built when first asked for.
     pub fn new(tag: Tag) -> Self {
-        let (flv_header, flv_trailer) = crate::flv::tag_framing(&tag);
         Self {
             tag,
-            flv_header,
-            flv_trailer,
             rtmp: OnceLock::new(),
             flv: OnceLock::new(),
         }
@@ -50,10 +43,11 @@ impl Frame {
     /// viewers watch, the ring and GOP cache hold each frame twice.
     pub fn flv_tag(&self) -> &Bytes {
         self.flv.get_or_init(|| {
+            let (header, trailer) = crate::flv::tag_framing(&self.tag);
             let mut tag = bytes::BytesMut::with_capacity(15 + self.tag.data.len());
-            tag.extend_from_slice(&self.flv_header);
+            tag.extend_from_slice(&header);
             tag.extend_from_slice(&self.tag.data);
-            tag.extend_from_slice(&self.flv_trailer);
+            tag.extend_from_slice(&trailer);
             tag.freeze()
         })
     }
