@@ -1,10 +1,12 @@
 //! Small Kubernetes helpers the end-to-end tests share: waiting for pods,
 //! reading a Service's address, resolving a name through the cluster DNS.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use fleetcast_testkit::cluster::Cluster;
 use fleetcast_testkit::wait;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::ListParams;
@@ -27,8 +29,10 @@ pub fn pod_phase(pod: &Pod) -> &str {
         .unwrap_or("")
 }
 
-/// A one-line summary of each pod (name, phase, waiting reasons), for
-/// error messages.
+/// A one-line summary of each pod (name, phase, the node it is on, the
+/// conditions that are not True with their reasons, waiting containers),
+/// for error messages. A Pending pod with no node says here why the
+/// scheduler left it (`PodScheduled=False Unschedulable: ...`).
 pub fn describe_pods(pods: &[Pod]) -> String {
     pods.iter()
         .map(|p| {
@@ -50,7 +54,36 @@ pub fn describe_pods(pods: &[Pod]) -> String {
                         .collect()
                 })
                 .unwrap_or_default();
-            format!("{name} {} {}", pod_phase(p), waiting.join("; "))
+            let node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .map_or_else(|| "not on a node".to_owned(), |n| format!("on {n}"));
+            let unmet: Vec<String> = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c.status != "True")
+                        .map(|c| {
+                            format!(
+                                "{}={} {}: {}",
+                                c.type_,
+                                c.status,
+                                c.reason.as_deref().unwrap_or(""),
+                                c.message.as_deref().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "{name} {} {node} [{}] {}",
+                pod_phase(p),
+                unmet.join("; "),
+                waiting.join("; ")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -167,4 +200,83 @@ pub async fn pod_logs(mut kubectl: std::process::Command, ns: &str, selector: &s
         ),
         Err(e) => format!("kubectl logs failed: {e}"),
     }
+}
+
+/// Why pods may not start, from the cluster's own words: `kubectl describe`
+/// of the pods matching `selector` in `ns` (every pod there when empty) with
+/// their conditions and events such as `FailedScheduling`; of the nodes
+/// (conditions, taints, allocated requests, the pods on them); every pod of
+/// the cluster; what the kubelet and the scheduler logged about eviction,
+/// pressure and scheduling; and the free space where the node keeps its
+/// containers (the kubelet taints the node when it runs out).
+pub async fn scheduling_report(cluster: &Cluster, ns: &str, selector: &str) -> String {
+    let mut report = String::new();
+    let mut pods = cluster.kubectl();
+    pods.args(["-n", ns, "describe", "pods"]);
+    if !selector.is_empty() {
+        pods.args(["-l", selector]);
+    }
+    report += &section("kubectl describe pods", pods).await;
+    let mut nodes = cluster.kubectl();
+    nodes.args(["describe", "nodes"]);
+    report += &section("kubectl describe nodes", nodes).await;
+    let mut all = cluster.kubectl();
+    all.args(["get", "pods", "--all-namespaces", "-o", "wide"]);
+    report += &section("kubectl get pods --all-namespaces", all).await;
+    // The components' logs are beside the kubeconfig in the cluster's state
+    // dir (tests/cluster/up); on a user's cluster there are none.
+    if let Some(logs) = cluster.kubeconfig().parent().map(|d| d.join("logs")) {
+        // Each component's lines on why pods do not run, without the
+        // start-up flags and the events a terminating namespace refused.
+        for (component, words, noise) in [
+            ("kubelet", ["eviction", "pressure", "taint"], "flags.go"),
+            (
+                "kube-scheduler",
+                ["error", "fail", "unschedulable"],
+                "rejected event",
+            ),
+        ] {
+            if let Ok(text) = std::fs::read_to_string(logs.join(format!("{component}.log"))) {
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        let l = l.to_ascii_lowercase();
+                        !l.contains(noise) && words.iter().any(|w| l.contains(w))
+                    })
+                    .collect();
+                let tail = &lines[lines.len().saturating_sub(15)..];
+                report.push_str(&section_text(
+                    &format!("{component}.log, last lines about {}", words.join("/")),
+                    &tail.join("\n"),
+                ));
+            }
+        }
+    }
+    if let Some(dir) = cluster
+        .node()
+        .and_then(|n| n.containerd_address.parent().map(Path::to_path_buf))
+    {
+        let mut df = std::process::Command::new("df");
+        df.arg("-h").arg(dir);
+        report += &section("df -h of the node's state", df).await;
+    }
+    report
+}
+
+/// One command's output under a heading, or why it could not run.
+async fn section(title: &str, mut command: std::process::Command) -> String {
+    command.stdin(Stdio::null());
+    let body = match Command::from(command).output().await {
+        Ok(out) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => format!("could not run: {e}"),
+    };
+    section_text(title, &body)
+}
+
+fn section_text(title: &str, body: &str) -> String {
+    format!("--- {title}\n{}\n", body.trim_end())
 }

@@ -180,8 +180,9 @@ async fn helm_install_media_cluster_publish_play_lose_an_edge_delete_uninstall()
             &format!("app.kubernetes.io/instance={release}"),
         )
         .await;
+        let report = kube_util::scheduling_report(&cluster, ns.name(), &instance_selector()).await;
         return Err(e.context(format!(
-            "logs of the MediaCluster's pods:\n{media}\nlogs of the operator:\n{operator}"
+            "logs of the MediaCluster's pods:\n{media}\nlogs of the operator:\n{operator}\n{report}"
         )));
     }
     delete_media_cluster(&cluster, ns.name()).await?;
@@ -207,8 +208,13 @@ async fn install_chart(
         .args(["--set", &format!("image.tag={tag}")]);
     let started = Instant::now();
     if let Err(e) = run(helm, "helm install").await {
-        let operator = pods(client, ns, &format!("app.kubernetes.io/instance={release}")).await?;
-        return Err(e.context(format!("operator pods:\n{}", describe_pods(&operator))));
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let operator = pods(client, ns, &selector).await?;
+        let report = kube_util::scheduling_report(cluster, ns, &selector).await;
+        return Err(e.context(format!(
+            "operator pods:\n{}\n{report}",
+            describe_pods(&operator)
+        )));
     }
     eprintln!("e2e: helm install --wait took {:?}", started.elapsed());
     // The chart's own check: a pod that asks the operator's Service for
@@ -216,8 +222,13 @@ async fn install_chart(
     let mut test = cluster.helm();
     test.args(["test", release, "--namespace", ns, "--timeout", "3m"]);
     if let Err(e) = run(test, "helm test").await {
-        let all = pods(client, ns, &format!("app.kubernetes.io/instance={release}")).await?;
-        return Err(e.context(format!("pods of the release:\n{}", describe_pods(&all))));
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let all = pods(client, ns, &selector).await?;
+        let report = kube_util::scheduling_report(cluster, ns, &selector).await;
+        return Err(e.context(format!(
+            "pods of the release:\n{}\n{report}",
+            describe_pods(&all)
+        )));
     }
     eprintln!("e2e: helm test passed");
     Ok(())

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fleetcast_e2e::images;
-use fleetcast_e2e::kube_util::{describe_pods, pod_phase, resolve, service_address};
+use fleetcast_e2e::kube_util::{
+    describe_pods, pod_phase, resolve, scheduling_report, service_address,
+};
 use fleetcast_e2e::{POD_PATIENCE, kube_util};
 use fleetcast_testkit::cluster::Cluster;
 use fleetcast_testkit::wait;
@@ -50,7 +52,8 @@ async fn a_pod_of_the_local_pause_image_runs() -> anyhow::Result<()> {
         Ok(pod) => pod,
         Err(e) => {
             let pod = pods.get("pause").await?;
-            return Err(e.context(describe_pods(&[pod])));
+            let report = scheduling_report(&cluster, ns.name(), "").await;
+            return Err(e.context(format!("{}\n{report}", describe_pods(&[pod]))));
         }
     };
     let status = pod.status.context("pod status")?;
