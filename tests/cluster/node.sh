@@ -351,8 +351,14 @@ clusterDNS: [$NODE_DNS_IP]
 resolvConf: $dir/resolv.conf
 podCIDR: $NODE_POD_CIDR
 # A shared test machine: evict only when really out of room, never collect
-# the locally built images (there is nowhere to pull them back from).
-evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
+# the locally built images (there is nowhere to pull them back from). The
+# disk thresholds are absolute: a percentage of a large shared disk (2% of
+# 250 GB is 5 GB) is crossed by a cold build of the project, and disk
+# pressure taints the node (pods stay Pending) and makes the kubelet delete
+# every unused image, ours included. A pressure that has passed lifts after
+# 10 s, not the default 5 minutes.
+evictionHard: {memory.available: 100Mi, nodefs.available: 256Mi, imagefs.available: 256Mi, nodefs.inodesFree: 1%}
+evictionPressureTransitionPeriod: 10s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
