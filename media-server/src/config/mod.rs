@@ -6,11 +6,26 @@
 //! being silently ignored, and every field has a default so a file only says
 //! what differs.
 
+mod apps;
+mod auth;
+mod delivery;
+mod edge;
+
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use apps::{AppConfig, HlsConfig, LlHlsConfig};
+pub use auth::{AuthConfig, WebhookConfig};
+pub use delivery::{
+    AdminConfig, DEFAULT_WRITE_INTERVAL_MS, HttpConfig, Limits, PlaybackConfig, RtmpConfig,
+};
+pub use edge::{BalancingConfig, BalancingMode, CacheConfig, EdgeConfig};
+
+use auth::validate_auth;
+use delivery::{validate_admin, validate_delivery};
+use edge::validate_edge;
 
 /// Which job this process does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,143 +85,6 @@ pub struct Config {
     pub edge: Option<EdgeConfig>,
 }
 
-/// Live playback settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PlaybackConfig {
-    /// Milliseconds between writes to a live viewer (0..=1000): a stream
-    /// wakes its viewers this often (and at once for a keyframe) and each
-    /// writes what came in one syscall. Larger costs less CPU per viewer
-    /// and adds up to this much latency; 0 writes every frame as it comes.
-    pub write_interval_ms: u64,
-}
-
-impl Default for PlaybackConfig {
-    fn default() -> Self {
-        Self {
-            write_interval_ms: DEFAULT_WRITE_INTERVAL_MS,
-        }
-    }
-}
-
-impl PlaybackConfig {
-    /// Every field at its default.
-    pub fn is_default(&self) -> bool {
-        self == &Self::default()
-    }
-}
-
-/// See [`PlaybackConfig::write_interval_ms`].
-pub const DEFAULT_WRITE_INTERVAL_MS: u64 = 200;
-
-/// RTMP listener settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RtmpConfig {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Outgoing chunk size announced to every peer (Set Chunk Size), bytes.
-    pub chunk_size: u32,
-}
-
-/// HTTP listener settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-}
-
-/// Admin listener settings: the API and metrics live here, not on the
-/// public port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// A file holding the Bearer token every mutating admin request needs
-    /// (surrounding whitespace ignored; read again on every such request,
-    /// so a rotated Secret takes effect without a restart). Unset: mutating
-    /// requests are refused with 403.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<PathBuf>,
-}
-
-/// One live application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AppConfig {
-    /// Application name: the first path segment of stream URLs.
-    pub name: String,
-    /// Record every stream of this application.
-    pub record: bool,
-    /// Record only these stream names (in addition to `record: true` recording all).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub record_streams: Vec<String>,
-}
-
-/// HLS packaging.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HlsConfig {
-    /// Package live streams as HLS at all.
-    pub enabled: bool,
-    /// Target segment duration in seconds (segments are cut on the first keyframe after it).
-    pub segment_duration_secs: u32,
-    /// Number of segments in the live playlist's sliding window.
-    pub window: u32,
-    /// Low-latency HLS with CMAF (fMP4) parts at `/APP/NAME/ll.m3u8`.
-    pub ll: LlHlsConfig,
-}
-
-/// Low-latency HLS (CMAF segments and parts, blocking reloads).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LlHlsConfig {
-    /// Cut CMAF parts and serve `ll.m3u8` (needs `hls.enabled`).
-    pub enabled: bool,
-    /// Part target duration in milliseconds (parts end at frame boundaries at or before it).
-    pub part_duration_ms: u32,
-}
-
-impl Default for LlHlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            part_duration_ms: 500,
-        }
-    }
-}
-
-/// Limits on what peers may cost the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Simultaneous connections (RTMP and HTTP together); more wait in the accept queue.
-    pub max_connections: usize,
-    /// Largest RTMP message accepted, bytes; a larger one closes the connection.
-    pub max_message_size: u32,
-    /// Seconds a new RTMP connection has to complete its handshake.
-    pub handshake_timeout_secs: u64,
-    /// Seconds without any byte from a peer before it is disconnected.
-    pub idle_timeout_secs: u64,
-    /// Media messages queued per viewer before it skips to the next keyframe.
-    pub viewer_queue_frames: usize,
-    /// Connections one address may hold at once (RTMP and HTTP together);
-    /// more are closed at accept. 0 = no limit.
-    pub max_connections_per_ip: usize,
-    /// Largest HTTP request head (request line and headers), bytes; a larger
-    /// one is answered 431 and the connection closed.
-    pub max_http_head_bytes: usize,
-    /// Seconds an HTTP client has to send a whole request head once it has
-    /// connected or started one (slowloris); then 408 and close.
-    pub http_head_timeout_secs: u64,
-    /// Average media bitrate a publisher may send, bits/s (bursts of a few
-    /// seconds above it are allowed); a publisher over it is disconnected.
-    /// 0 = no cap.
-    pub max_publish_bitrate: u64,
-}
-
 /// Log output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -215,63 +93,6 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `fleetcast_media=debug`; `RUST_LOG` wins when set.
     pub level: String,
-}
-
-/// Who may publish and who may play (see `docs/security.md`). Every
-/// field is optional; without any, anyone may publish to a configured app
-/// and play anything.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// A file holding the publish token(s), one per line (surrounding
-    /// whitespace ignored; read again when it changes). When set,
-    /// publishers must add `?token=TOKEN` to the stream name
-    /// (`rtmp://HOST/live/NAME?token=TOKEN`, or the OBS stream key
-    /// `NAME?token=TOKEN`); others get `NetStream.Publish.BadAuth`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub publish_token_file: Option<PathBuf>,
-    /// A directory of publish keys (a mounted Secret): file `APP.NAME`
-    /// holds the keys of stream `APP/NAME`, file `APP` those of every
-    /// stream of `APP`, one per line. Publishers add `?key=KEY` to the
-    /// stream name. Read again when the files change.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub publish_keys_dir: Option<PathBuf>,
-    /// An HTTP callback asked about every publish (2xx allows).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub publish_webhook: Option<WebhookConfig>,
-    /// A second publisher of a live stream replaces the first (whose
-    /// connection is closed) instead of being refused.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub allow_takeover: bool,
-    /// HMAC-SHA256 secret(s) for signed playback URLs, one per line: the
-    /// first signs (edges' upstream requests, `sign-url`), every line verifies.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub play_signing_secret_file: Option<PathBuf>,
-    /// Signed playback URLs are bound to the viewer's IP address.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub play_signing_bind_addr: bool,
-    /// An HTTP callback asked about every play (HLS: once per session).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub play_webhook: Option<WebhookConfig>,
-}
-
-/// An authorization webhook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// `http://HOST:PORT/PATH`, sent a JSON `POST`.
-    pub url: String,
-    /// Milliseconds to wait for the whole answer; none in time denies.
-    pub timeout_ms: u64,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            timeout_ms: 2000,
-        }
-    }
 }
 
 /// Log line format.
@@ -283,76 +104,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// Edge role settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EdgeConfig {
-    /// Where streams and files come from: `rtmp://HOST:PORT` and `http://HOST:PORT` URLs.
-    pub upstreams: Vec<String>,
-    /// Seconds an upstream pull stays open after its last viewer leaves.
-    pub idle_timeout_secs: u64,
-    /// Seconds a relayed stream whose upstream went away is kept (its
-    /// viewers connected) while the edge looks for it again. It must cover
-    /// the publisher reconnecting to another origin plus the cluster DNS
-    /// catching up with a replacement origin pod (`CoreDNS` caches headless
-    /// Service records for 30 s in a default cluster).
-    pub failover_secs: u64,
-    /// Pull-through cache for HTTP objects (HLS segments, VOD files).
-    pub cache: CacheConfig,
-    /// How edges of one pool share streams.
-    pub balancing: BalancingConfig,
-    /// The admin port of upstreams and peer edges: an edge asks
-    /// `http://HOST:THIS/api/streams` to locate a stream.
-    pub upstream_admin_port: u16,
-}
-
-/// Edge cache tiers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Directory of the disk tier.
-    pub dir: PathBuf,
-    /// Bytes of the memory tier.
-    pub memory_bytes: u64,
-    /// Bytes of the disk tier; 0 = no disk tier (memory only; objects
-    /// too large for memory are passed through).
-    pub disk_bytes: u64,
-    /// Milliseconds a live playlist (`.m3u8`) is served from the cache
-    /// before it is fetched again.
-    pub playlist_ttl_ms: u64,
-    /// Seconds a VOD file is served without asking the upstream; after
-    /// that the next request revalidates it (`If-None-Match`). 0 = every
-    /// request revalidates.
-    pub revalidate_secs: u64,
-}
-
-/// How edges of one pool divide the work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BalancingConfig {
-    /// `service`, `clustered` or `redirect`.
-    pub mode: BalancingMode,
-    /// Peer edges as `HOST:PORT` (static list).
-    pub peers: Vec<String>,
-    /// A headless Service name whose addresses are the peers (resolved continually).
-    pub peer_service: Option<String>,
-    /// The address this edge gives viewers it redirects or peers that fetch from it.
-    pub advertise: Option<String>,
-}
-
-/// Balancing mode of an edge pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BalancingMode {
-    /// Plain Kubernetes Service spreading; every edge pulls on its own.
-    #[default]
-    Service,
-    /// Any edge accepts; the owner of a stream (rendezvous hashing) pulls it, others fetch from it.
-    Clustered,
-    /// Non-owners redirect viewers to the owner edge.
-    Redirect,
 }
 
 /// A configuration that could not be read or does not make sense.
@@ -385,10 +136,6 @@ pub const RESERVED_APP_NAMES: &[&str] = &["api", "healthz", "metrics", "vod", "r
 /// RTMP's message length field is 24 bits.
 pub const RTMP_MAX_MESSAGE_SIZE: u32 = 0x00ff_ffff;
 
-fn any_addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], port))
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -409,110 +156,11 @@ impl Default for Config {
     }
 }
 
-impl Default for RtmpConfig {
-    fn default() -> Self {
-        Self {
-            listen: any_addr(DEFAULT_RTMP_PORT),
-            chunk_size: 4096,
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: any_addr(DEFAULT_HTTP_PORT),
-        }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            listen: any_addr(DEFAULT_ADMIN_PORT),
-            token_file: None,
-        }
-    }
-}
-
-impl Default for AppConfig {
-    fn default() -> Self {
-        Self {
-            name: "live".to_owned(),
-            record: false,
-            record_streams: Vec::new(),
-        }
-    }
-}
-
-impl Default for HlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            segment_duration_secs: 2,
-            window: 6,
-            ll: LlHlsConfig::default(),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            max_message_size: 8 * 1024 * 1024,
-            handshake_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            viewer_queue_frames: 512,
-            max_connections_per_ip: 2000,
-            max_http_head_bytes: 16 * 1024,
-            http_head_timeout_secs: 10,
-            max_publish_bitrate: 100_000_000,
-        }
-    }
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::Text,
             level: "info".to_owned(),
-        }
-    }
-}
-
-impl Default for EdgeConfig {
-    fn default() -> Self {
-        Self {
-            upstreams: Vec::new(),
-            idle_timeout_secs: 30,
-            failover_secs: 45,
-            cache: CacheConfig::default(),
-            balancing: BalancingConfig::default(),
-            upstream_admin_port: DEFAULT_ADMIN_PORT,
-        }
-    }
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            dir: PathBuf::from("/cache"),
-            memory_bytes: 256 * 1024 * 1024,
-            disk_bytes: 10 * 1024 * 1024 * 1024,
-            playlist_ttl_ms: 1000,
-            revalidate_secs: 30,
-        }
-    }
-}
-
-impl Default for BalancingConfig {
-    fn default() -> Self {
-        Self {
-            mode: BalancingMode::Service,
-            peers: Vec::new(),
-            peer_service: None,
-            advertise: None,
         }
     }
 }
@@ -676,125 +324,6 @@ impl Config {
     }
 }
 
-/// How media is written to players: RTMP chunks and the write interval.
-fn validate_delivery(config: &Config, bad: &mut impl FnMut(&str, String)) {
-    if !(128..=65_536).contains(&config.rtmp.chunk_size) {
-        bad(
-            "rtmp.chunk_size",
-            format!("{} is outside 128..=65536", config.rtmp.chunk_size),
-        );
-    }
-    let interval = config.playback.write_interval_ms;
-    if interval > 1000 {
-        bad(
-            "playback.write_interval_ms",
-            format!("{interval} is over 1000"),
-        );
-    }
-    // Viewers take from the ring once per interval: it must hold two
-    // intervals of a busy stream (100 frames/s: 60 fps video and 48 kHz
-    // AAC), or viewers that keep up would be taken for slow ones.
-    let needed = usize::try_from(interval / 5).unwrap_or(usize::MAX);
-    if config.limits.viewer_queue_frames < needed {
-        bad(
-            "limits.viewer_queue_frames",
-            format!(
-                "{} holds less than two playback.write_interval_ms ({interval} ms) of a \
-                 100 frames/s stream: raise it to at least {needed} or lower the interval",
-                config.limits.viewer_queue_frames
-            ),
-        );
-    }
-}
-
-fn validate_admin(config: &Config, bad: &mut impl FnMut(&str, String)) {
-    let others = [
-        ("rtmp.listen", config.rtmp.listen),
-        ("http.listen", config.http.listen),
-    ];
-    for (field, other) in others {
-        // Port 0 (any free port) may appear on several.
-        if config.admin.listen == other && other.port() != 0 {
-            bad("admin.listen", format!("{other} is also {field}"));
-        }
-    }
-}
-
-fn validate_edge(edge: &EdgeConfig, bad: &mut impl FnMut(&str, String)) {
-    if edge.upstreams.is_empty() {
-        bad(
-            "edge.upstreams",
-            "an edge needs at least one upstream".into(),
-        );
-    }
-    for (i, up) in edge.upstreams.iter().enumerate() {
-        let rest = up
-            .strip_prefix("rtmp://")
-            .or_else(|| up.strip_prefix("http://"));
-        match rest {
-            Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {}
-            _ => bad(
-                &format!("edge.upstreams[{i}]"),
-                format!("{up:?} is not rtmp://HOST[:PORT] or http://HOST[:PORT]"),
-            ),
-        }
-    }
-    if edge.upstream_admin_port == 0 {
-        bad(
-            "edge.upstream_admin_port",
-            "must be a port, 1..=65535".into(),
-        );
-    }
-    if edge.idle_timeout_secs == 0 {
-        bad("edge.idle_timeout_secs", "must be at least 1".into());
-    }
-    if edge.cache.memory_bytes == 0 {
-        bad("edge.cache.memory_bytes", "must be at least 1".into());
-    }
-    if edge.cache.playlist_ttl_ms > 60_000 {
-        bad(
-            "edge.cache.playlist_ttl_ms",
-            "at most 60000: live playlists change every segment".into(),
-        );
-    }
-    let b = &edge.balancing;
-    if b.mode != BalancingMode::Service && b.peers.is_empty() && b.peer_service.is_none() {
-        bad(
-            "edge.balancing",
-            "clustered and redirect modes need peers or peer_service".into(),
-        );
-    }
-    if b.mode == BalancingMode::Redirect && b.advertise.is_none() {
-        bad(
-            "edge.balancing.advertise",
-            "redirect mode needs the address to send viewers to".into(),
-        );
-    }
-}
-
-fn validate_auth(auth: &AuthConfig, bad: &mut impl FnMut(&str, String)) {
-    for (field, hook) in [
-        ("auth.publish_webhook", &auth.publish_webhook),
-        ("auth.play_webhook", &auth.play_webhook),
-    ] {
-        if let Some(hook) = hook {
-            validate_webhook(field, hook, bad);
-        }
-    }
-}
-
-fn validate_webhook(field: &str, hook: &WebhookConfig, bad: &mut impl FnMut(&str, String)) {
-    if let Err(why) = crate::auth::webhook::Webhook::new(hook) {
-        bad(&format!("{field}.url"), why);
-    }
-    if !(1..=60_000).contains(&hook.timeout_ms) {
-        bad(
-            &format!("{field}.timeout_ms"),
-            format!("{} is outside 1..=60000", hook.timeout_ms),
-        );
-    }
-}
-
 /// Replaces `${NAME}` with `lookup(NAME)` (empty when unset).
 pub fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
@@ -860,7 +389,7 @@ mod tests {
 
     #[test]
     fn reference_config_parses_and_validates() {
-        let text = include_str!("../fleetcast-media.yaml");
+        let text = include_str!("../../fleetcast-media.yaml");
         let c = Config::from_yaml_str(text).unwrap();
         c.validate().unwrap();
     }
@@ -890,22 +419,6 @@ mod tests {
         let err =
             Config::from_yaml_str("rtmp: { listen: \"0.0.0.0:1935\", chunksize: 10 }").unwrap_err();
         assert!(err.to_string().contains("chunksize"), "{err}");
-    }
-
-    #[test]
-    fn disk_bytes_zero_means_no_disk_tier_and_is_valid() {
-        let c = Config::from_yaml_str(
-            "role: edge\nedge: { upstreams: [\"http://o:8080\"], cache: { disk_bytes: 0 } }\n",
-        )
-        .unwrap();
-        assert_eq!(c.edge.as_ref().unwrap().cache.disk_bytes, 0);
-        c.validate().unwrap();
-        let zero_memory = Config::from_yaml_str(
-            "role: edge\nedge: { upstreams: [\"http://o:8080\"], cache: { memory_bytes: 0 } }\n",
-        )
-        .unwrap();
-        let err = zero_memory.validate().unwrap_err().to_string();
-        assert!(err.contains("edge.cache.memory_bytes"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,70 @@
+//! Live applications and how their streams are packaged as HLS.
+
+use serde::{Deserialize, Serialize};
+
+/// One live application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Application name: the first path segment of stream URLs.
+    pub name: String,
+    /// Record every stream of this application.
+    pub record: bool,
+    /// Record only these stream names (in addition to `record: true` recording all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub record_streams: Vec<String>,
+}
+
+/// HLS packaging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Package live streams as HLS at all.
+    pub enabled: bool,
+    /// Target segment duration in seconds (segments are cut on the first keyframe after it).
+    pub segment_duration_secs: u32,
+    /// Number of segments in the live playlist's sliding window.
+    pub window: u32,
+    /// Low-latency HLS with CMAF (fMP4) parts at `/APP/NAME/ll.m3u8`.
+    pub ll: LlHlsConfig,
+}
+
+/// Low-latency HLS (CMAF segments and parts, blocking reloads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlHlsConfig {
+    /// Cut CMAF parts and serve `ll.m3u8` (needs `hls.enabled`).
+    pub enabled: bool,
+    /// Part target duration in milliseconds (parts end at frame boundaries at or before it).
+    pub part_duration_ms: u32,
+}
+
+impl Default for LlHlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            part_duration_ms: 500,
+        }
+    }
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            name: "live".to_owned(),
+            record: false,
+            record_streams: Vec::new(),
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_duration_secs: 2,
+            window: 6,
+            ll: LlHlsConfig::default(),
+        }
+    }
+}
