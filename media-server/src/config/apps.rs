@@ -1,6 +1,10 @@
 //! Live applications and how their streams are packaged as HLS.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
+
+use super::{Config, RESERVED_APP_NAMES, Role, check_name};
 
 /// One live application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,5 +70,50 @@ impl Default for HlsConfig {
             window: 6,
             ll: LlHlsConfig::default(),
         }
+    }
+}
+
+/// The applications (an origin needs one; names valid, not reserved, not
+/// twice) and the HLS packaging's ranges.
+pub(super) fn validate_apps(config: &Config, bad: &mut impl FnMut(&str, String)) {
+    if config.role == Role::Origin && config.apps.is_empty() {
+        bad(
+            "apps",
+            "an origin needs at least one live application".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, app) in config.apps.iter().enumerate() {
+        let field = format!("apps[{i}].name");
+        if let Err(why) = check_name(&app.name) {
+            bad(&field, why);
+        } else if RESERVED_APP_NAMES.contains(&app.name.as_str()) {
+            bad(
+                &field,
+                format!("{:?} is reserved for the HTTP server's own paths", app.name),
+            );
+        } else if !seen.insert(app.name.as_str()) {
+            bad(&field, format!("{:?} appears twice", app.name));
+        }
+        for (j, stream) in app.record_streams.iter().enumerate() {
+            if let Err(why) = check_name(stream) {
+                bad(&format!("apps[{i}].record_streams[{j}]"), why);
+            }
+        }
+    }
+    if config.hls.segment_duration_secs == 0 || config.hls.segment_duration_secs > 60 {
+        bad(
+            "hls.segment_duration_secs",
+            format!("{} is outside 1..=60", config.hls.segment_duration_secs),
+        );
+    }
+    if !(50..=5000).contains(&config.hls.ll.part_duration_ms) {
+        bad(
+            "hls.ll.part_duration_ms",
+            format!("{} is outside 50..=5000", config.hls.ll.part_duration_ms),
+        );
+    }
+    if config.hls.window == 0 {
+        bad("hls.window", "must be at least 1".into());
     }
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, DEFAULT_ADMIN_PORT, DEFAULT_HTTP_PORT, DEFAULT_RTMP_PORT};
+use super::{
+    Config, DEFAULT_ADMIN_PORT, DEFAULT_HTTP_PORT, DEFAULT_RTMP_PORT, RTMP_MAX_MESSAGE_SIZE,
+};
 
 /// Live playback settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,5 +189,43 @@ pub(super) fn validate_admin(config: &Config, bad: &mut impl FnMut(&str, String)
         if config.admin.listen == other && other.port() != 0 {
             bad("admin.listen", format!("{other} is also {field}"));
         }
+    }
+}
+
+/// The connection and message limits: each at least what a working server
+/// needs.
+pub(super) fn validate_limits(l: &Limits, bad: &mut impl FnMut(&str, String)) {
+    if l.max_connections == 0 {
+        bad("limits.max_connections", "must be at least 1".into());
+    }
+    if !(1024..=RTMP_MAX_MESSAGE_SIZE).contains(&l.max_message_size) {
+        bad(
+            "limits.max_message_size",
+            format!(
+                "{} is outside 1024..={RTMP_MAX_MESSAGE_SIZE}",
+                l.max_message_size
+            ),
+        );
+    }
+    if l.handshake_timeout_secs == 0 {
+        bad("limits.handshake_timeout_secs", "must be at least 1".into());
+    }
+    if l.idle_timeout_secs == 0 {
+        bad("limits.idle_timeout_secs", "must be at least 1".into());
+    }
+    if l.max_http_head_bytes < 1024 {
+        bad(
+            "limits.max_http_head_bytes",
+            format!("{} is below 1024", l.max_http_head_bytes),
+        );
+    }
+    if l.http_head_timeout_secs == 0 {
+        bad("limits.http_head_timeout_secs", "must be at least 1".into());
+    }
+    if l.viewer_queue_frames < 16 {
+        bad(
+            "limits.viewer_queue_frames",
+            format!("{} is below 16", l.viewer_queue_frames),
+        );
     }
 }

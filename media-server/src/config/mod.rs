@@ -11,7 +11,6 @@ mod auth;
 mod delivery;
 mod edge;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,8 +22,9 @@ pub use delivery::{
 };
 pub use edge::{BalancingConfig, BalancingMode, CacheConfig, EdgeConfig};
 
+use apps::validate_apps;
 use auth::validate_auth;
-use delivery::{validate_admin, validate_delivery};
+use delivery::{validate_admin, validate_delivery, validate_limits};
 use edge::validate_edge;
 
 /// Which job this process does.
@@ -235,80 +235,8 @@ impl Config {
             );
         }
         validate_admin(self, &mut bad);
-        if self.role == Role::Origin && self.apps.is_empty() {
-            bad(
-                "apps",
-                "an origin needs at least one live application".into(),
-            );
-        }
-        let mut seen = HashSet::new();
-        for (i, app) in self.apps.iter().enumerate() {
-            let field = format!("apps[{i}].name");
-            if let Err(why) = check_name(&app.name) {
-                bad(&field, why);
-            } else if RESERVED_APP_NAMES.contains(&app.name.as_str()) {
-                bad(
-                    &field,
-                    format!("{:?} is reserved for the HTTP server's own paths", app.name),
-                );
-            } else if !seen.insert(app.name.as_str()) {
-                bad(&field, format!("{:?} appears twice", app.name));
-            }
-            for (j, stream) in app.record_streams.iter().enumerate() {
-                if let Err(why) = check_name(stream) {
-                    bad(&format!("apps[{i}].record_streams[{j}]"), why);
-                }
-            }
-        }
-        if self.hls.segment_duration_secs == 0 || self.hls.segment_duration_secs > 60 {
-            bad(
-                "hls.segment_duration_secs",
-                format!("{} is outside 1..=60", self.hls.segment_duration_secs),
-            );
-        }
-        if !(50..=5000).contains(&self.hls.ll.part_duration_ms) {
-            bad(
-                "hls.ll.part_duration_ms",
-                format!("{} is outside 50..=5000", self.hls.ll.part_duration_ms),
-            );
-        }
-        if self.hls.window == 0 {
-            bad("hls.window", "must be at least 1".into());
-        }
-        let l = &self.limits;
-        if l.max_connections == 0 {
-            bad("limits.max_connections", "must be at least 1".into());
-        }
-        if !(1024..=RTMP_MAX_MESSAGE_SIZE).contains(&l.max_message_size) {
-            bad(
-                "limits.max_message_size",
-                format!(
-                    "{} is outside 1024..={RTMP_MAX_MESSAGE_SIZE}",
-                    l.max_message_size
-                ),
-            );
-        }
-        if l.handshake_timeout_secs == 0 {
-            bad("limits.handshake_timeout_secs", "must be at least 1".into());
-        }
-        if l.idle_timeout_secs == 0 {
-            bad("limits.idle_timeout_secs", "must be at least 1".into());
-        }
-        if l.max_http_head_bytes < 1024 {
-            bad(
-                "limits.max_http_head_bytes",
-                format!("{} is below 1024", l.max_http_head_bytes),
-            );
-        }
-        if l.http_head_timeout_secs == 0 {
-            bad("limits.http_head_timeout_secs", "must be at least 1".into());
-        }
-        if l.viewer_queue_frames < 16 {
-            bad(
-                "limits.viewer_queue_frames",
-                format!("{} is below 16", l.viewer_queue_frames),
-            );
-        }
+        validate_apps(self, &mut bad);
+        validate_limits(&self.limits, &mut bad);
         validate_auth(&self.auth, &mut bad);
         match (&self.role, &self.edge) {
             (Role::Edge, None) => bad("edge", "required when role is edge".into()),
