@@ -10,10 +10,17 @@
 #   ROUNDS    rounds per viewer count             [3]
 #   DURATION  seconds per viewer run              [20]
 #   RAMP      seconds over which viewers connect  [5]
-#   SETTLE    seconds of publishing before viewers [16]
-#             (Fleetcast's HLS and LL-HLS windows, 6 segments of 2 s,
-#             fill in the first 12 to 14 s: their memory is the stream's,
-#             so the "publisher alone" RSS is read after they are full)
+#   SETTLE    seconds of publishing before viewers [24]
+#             (Fleetcast keeps each live stream's HLS and LL-HLS segments
+#             from its start: the 6-segment window, 3 more for players
+#             still fetching and the open one, 2 s each, fill in about
+#             20 s; their memory is the stream's, so the "publisher alone"
+#             RSS is read after they are full)
+#   BUILD     which Fleetcast binary              [musl]
+#             musl: the static release binary the images ship
+#             (x86_64-unknown-linux-musl); native: the host's glibc build,
+#             whose allocator raises its mmap threshold as buffers are
+#             freed and so keeps growing a stream's RSS for about 70 s
 #   PEERS     what to measure                     [nginx-rtmp,fleetcast-rtmp]
 #             (also: fleetcast-flv for HTTP-FLV viewers of the origin)
 #   JSON      where to write every run as JSON    [target/bench-fanout.json]
@@ -25,7 +32,8 @@ VIEWERS=${VIEWERS:-200,500,1000}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
 RAMP=${RAMP:-5}
-SETTLE=${SETTLE:-16}
+SETTLE=${SETTLE:-24}
+BUILD=${BUILD:-musl}
 PEERS=${PEERS:-nginx-rtmp,fleetcast-rtmp}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 JSON=${JSON:-$TARGET_DIR/bench-fanout.json}
@@ -57,18 +65,32 @@ if [[ ! -s $file ]]; then
     mv "$file.tmp.flv" "$file"
 fi
 
-packages=(-p fleetcast-media-bench)
-[[ $PEERS == *fleetcast* ]] && packages+=(-p fleetcast-media)
-cargo build --release "${packages[@]}" >&2
+cargo build --release -p fleetcast-media-bench >&2
+case $BUILD in
+musl)
+    target=x86_64-unknown-linux-musl
+    if [[ $PEERS == *fleetcast* ]]; then
+        rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >&2
+        command -v musl-gcc >/dev/null || { echo "musl-gcc is needed (Debian: musl-tools; make deps installs it)" >&2; exit 1; }
+        cargo build --release --locked --target "$target" -p fleetcast-media >&2
+    fi
+    fleetcast=$TARGET_DIR/$target/release/fleetcast-media
+    ;;
+native)
+    [[ $PEERS == *fleetcast* ]] && cargo build --release -p fleetcast-media >&2
+    fleetcast=$TARGET_DIR/release/fleetcast-media
+    ;;
+*) echo "BUILD must be musl or native, not $BUILD" >&2; exit 2 ;;
+esac
 
 # 1,000 viewers need 1,000 sockets here and 2,000 in nginx.
 ulimit -n "$(ulimit -Hn)"
 
-echo "$(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(dpkg-query -W -f='libnginx-mod-rtmp ${Version}' libnginx-mod-rtmp 2>/dev/null)" >&2
+echo "$(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), fleetcast-media $BUILD, nginx $(nginx -v 2>&1 | cut -d/ -f2), $(dpkg-query -W -f='libnginx-mod-rtmp ${Version}' libnginx-mod-rtmp 2>/dev/null)" >&2
 exec "$TARGET_DIR/release/media-bench" compare \
     --file "$file" \
     --nginx-conf tools/peer/nginx-rtmp.conf \
-    --fleetcast "$TARGET_DIR/release/fleetcast-media" \
+    --fleetcast "$fleetcast" \
     --peers "$PEERS" --viewers "$VIEWERS" --rounds "$ROUNDS" \
     --duration "$DURATION" --ramp "$RAMP" --settle "$SETTLE" \
     --json "$JSON" "$@"
