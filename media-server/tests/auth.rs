@@ -109,11 +109,7 @@ fn publish_keys_from_a_secret_mount_rotate_without_restart() {
     wait_for(&server, "the added key to be accepted", || {
         publish_ok(&url("second-key-2222"), 1)
     });
-    assert!(
-        server.log().contains("publish keys directory changed"),
-        "{}",
-        server.log()
-    );
+    server.expect_log("publish keys directory changed");
     write_secret_mount(&keys.0, &[("live.cam", "second-key-2222\n")], 3);
     wait_for(&server, "the removed key to be refused", || {
         !publish_ok(&url("first-key-1111"), 1)
@@ -296,11 +292,7 @@ fn takeover_replaces_the_first_publisher_when_allowed() {
         !status.success(),
         "the first publisher must have been cut off"
     );
-    assert!(
-        server.log().contains("takes the stream over"),
-        "{}",
-        server.log()
-    );
+    server.expect_log("takes the stream over");
 }
 
 /// `fleetcast-media sign-url` for `url`.
@@ -591,7 +583,7 @@ fn play_webhook_asks_once_per_hls_session_and_denies_with_its_reason() {
     assert!(!rtmp.status.success());
     assert!(wait_bounded(&mut publisher, Duration::from_mins(1), "publisher").success());
     assert_eq!(refused_metric(&server, "play", "webhook_denied"), 2.0);
-    assert!(server.log().contains("no subscription for this channel"));
+    server.expect_log("no subscription for this channel");
 }
 
 #[test]

@@ -77,11 +77,7 @@ fn twenty_viewers_on_an_edge_are_one_viewer_of_the_origin_and_the_pull_closes_wh
         viewers(&origin, "live", "cam") == 0
     });
     assert_eq!(metric_u64(&edge, "fleetcast_edge_pulls_active"), 0);
-    assert!(
-        edge.log().contains("relay closed: no viewers"),
-        "{}",
-        edge.log()
-    );
+    edge.expect_log("relay closed: no viewers");
 
     // A viewer after that opens a new pull.
     let played = finish_player(spawn_player(&edge.flv_url("live", "cam"), 3), "late viewer");
@@ -104,11 +100,7 @@ fn a_stream_no_upstream_has_is_refused_over_rtmp_and_http() {
     let played = finish_player(spawn_player(&edge.rtmp_url("live", "nobody"), 3), "player");
     assert!(!played.success, "playing a missing stream succeeded");
     assert_eq!(played.total(), 0);
-    assert!(
-        edge.log().contains("stream not found upstream"),
-        "{}",
-        edge.log()
-    );
+    edge.expect_log("stream not found upstream");
     // Repeated misses within a short while are answered from the edge's
     // negative cache without asking the upstreams again, so at least the
     // first counts (how many more depends on the time between requests).
@@ -181,9 +173,5 @@ fn rtmp_players_are_told_when_a_relayed_stream_is_gone_for_good() {
         }
     }
     assert!(common::closed_by_server(&mut s));
-    assert!(
-        edge.log().contains("relay lost its upstream"),
-        "{}",
-        edge.log()
-    );
+    edge.expect_log("relay lost its upstream");
 }

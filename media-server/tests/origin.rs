@@ -128,7 +128,7 @@ fn a_second_publisher_is_refused_and_the_first_keeps_going() {
         ),
         1.0
     );
-    assert!(server.log().contains("publish refused"));
+    server.expect_log("publish refused");
 }
 
 #[test]
@@ -313,5 +313,5 @@ fn publishing_needs_the_token_when_one_is_configured() {
     let mut ok = publish(&server.rtmp_url("live", "cam?token=s3cret"), 3);
     server.wait_live("live", "cam");
     assert!(wait_bounded(&mut ok, Duration::from_secs(30), "publisher with the token").success());
-    assert!(server.log().contains("bad or missing token"));
+    server.expect_log("bad or missing token");
 }

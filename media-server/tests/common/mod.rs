@@ -226,6 +226,22 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Fails unless the server logs a line containing `needle` within 10 s.
+    /// The log is read from the server's stderr by a thread, so a line it
+    /// wrote just before answering a client can reach the test after the
+    /// answer does.
+    pub fn expect_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the server never logged {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// GET on the public port over a plain socket (whole response).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(self.http, path)
