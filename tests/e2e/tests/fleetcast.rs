@@ -206,15 +206,10 @@ async fn install_chart(
         .args(["--set", "replicas=1", "--set", "image.pullPolicy=Never"])
         .args(["--set", "extraArgs={--autoscale-interval-secs=2}"])
         .args(["--set", &format!("image.tag={tag}")]);
+    let selector = format!("app.kubernetes.io/instance={release}");
     let started = Instant::now();
     if let Err(e) = run(helm, "helm install").await {
-        let selector = format!("app.kubernetes.io/instance={release}");
-        let operator = pods(client, ns, &selector).await?;
-        let report = kube_util::scheduling_report(cluster, ns, &selector).await;
-        return Err(e.context(format!(
-            "operator pods:\n{}\n{report}",
-            describe_pods(&operator)
-        )));
+        return Err(e.context(release_pods_report(cluster, client, ns, &selector).await?));
     }
     eprintln!("e2e: helm install --wait took {:?}", started.elapsed());
     // The chart's own check: a pod that asks the operator's Service for
@@ -222,16 +217,25 @@ async fn install_chart(
     let mut test = cluster.helm();
     test.args(["test", release, "--namespace", ns, "--timeout", "3m"]);
     if let Err(e) = run(test, "helm test").await {
-        let selector = format!("app.kubernetes.io/instance={release}");
-        let all = pods(client, ns, &selector).await?;
-        let report = kube_util::scheduling_report(cluster, ns, &selector).await;
-        return Err(e.context(format!(
-            "pods of the release:\n{}\n{report}",
-            describe_pods(&all)
-        )));
+        return Err(e.context(release_pods_report(cluster, client, ns, &selector).await?));
     }
     eprintln!("e2e: helm test passed");
     Ok(())
+}
+
+/// The release's pods a line each, then why pods may not start.
+async fn release_pods_report(
+    cluster: &Cluster,
+    client: &Client,
+    ns: &str,
+    selector: &str,
+) -> anyhow::Result<String> {
+    let release = pods(client, ns, selector).await?;
+    let report = kube_util::scheduling_report(cluster, ns, selector).await;
+    Ok(format!(
+        "pods of the release:\n{}\n{report}",
+        describe_pods(&release)
+    ))
 }
 
 /// Applies the `MediaCluster`; its pods become Ready and its status says so.
