@@ -33,8 +33,10 @@ fn start_nginx(app_extra: &str) -> (Reaped, String, TempDir) {
     );
     let prefix = TempDir::new("nginx");
     let addr = free_addr();
+    // One process (`master_process off`): the guard ends it with SIGKILL,
+    // which would leave a master's worker running and listening.
     let conf = format!(
-        "load_module {MODULE};\ndaemon off;\nworker_processes 1;\npid {p}/nginx.pid;\n\
+        "load_module {MODULE};\ndaemon off;\nmaster_process off;\npid {p}/nginx.pid;\n\
          error_log {p}/error.log info;\nevents {{ worker_connections 256; }}\n\
          rtmp {{ server {{ listen {addr}; application live {{ live on; {app_extra} }} }} }}\n",
         p = prefix.0.display()
